@@ -1,0 +1,35 @@
+# omneo-bulk — every target installs what it needs into .venv first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+AS_OF ?= 2026-11-22T09:00:00+11:00
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the package with its test tools
+
+run: $(STAMP) ## Run the whole pipeline on sample_data/ into runs/sample/
+	$(BIN)/omneo-bulk run --input sample_data --out runs/sample --as-of "$(AS_OF)"
+
+test: $(STAMP) ## Run the test suite
+	$(BIN)/python -m pytest
+
+bench: $(STAMP) ## Run the benchmarks and append figures to benchmarks/RESULTS.md
+	$(BIN)/python benchmarks/bench_validate.py --rows 1000000
+	$(BIN)/python benchmarks/bench_jsonlogic.py
+
+clean: ## Remove run outputs and the virtual environment
+	rm -rf runs $(VENV) .pytest_cache *.egg-info
+
+.PHONY: help install run test bench clean

@@ -1,0 +1,59 @@
+"""Shared helpers for the benchmark scripts: machine facts, timing a command, RESULTS.md.
+
+Each script owns one `## ` section of RESULTS.md and replaces only that section.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def machine() -> str:
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    import duckdb
+    import polars
+
+    return (
+        f"{os.cpu_count()} cores, {memory:.0f} GiB RAM, {platform.machine()}, Python {platform.python_version()}, "
+        f"DuckDB {duckdb.__version__}, polars {polars.__version__}; measured {date.today().isoformat()}"
+    )
+
+
+def timed(command: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:
+    """Run a command; return wall seconds, the peak RSS of the child in MiB, and its result.
+
+    Each timed command runs in a fresh `python -c` wrapper so RUSAGE_CHILDREN is its own.
+    """
+    wrapper = (
+        "import resource, subprocess, sys, json;"
+        "r = subprocess.run(sys.argv[1:]);"
+        "print(json.dumps({'rc': r.returncode, 'maxrss_kib': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}), file=sys.stderr)"
+    )
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", wrapper, *command], capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    import json
+
+    stats = json.loads(result.stderr.strip().splitlines()[-1])
+    return seconds, stats["maxrss_kib"] / 1024, result
+
+
+def update_section(title: str, body: str) -> None:
+    """Replace (or append) the `## title` section of RESULTS.md with `body`."""
+    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
+    section = f"## {title}\n\n{body.strip()}\n"
+    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = pattern.sub(section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+    RESULTS.write_text(text, encoding="utf-8")
+
+

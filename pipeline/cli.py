@@ -1,0 +1,173 @@
+"""The `omneo-bulk` command line: parse options, run one stage, map errors to exit codes.
+
+No data logic lives here. Exit status: 0 done, 1 data fault, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from pipeline import __version__, validate
+from pipeline.context import RunContext, parse_as_of
+from pipeline.errors import ConfigError, PipelineError
+
+ENV_PREFIX = "OMNEO_BULK"
+
+
+def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Eager callback: a TOML file's keys become this command's option defaults.
+
+    Top-level keys apply to every command; a `[<command>]` table applies to that command
+    only. Precedence: command line > environment (OMNEO_BULK_*) > config file > default.
+    """
+    if not value:
+        return value
+    path = Path(value)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise click.BadParameter(f"{path}: no such file", ctx=ctx, param=_param) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise click.BadParameter(f"{path}: not valid TOML ({error})", ctx=ctx, param=_param) from None
+    command = ctx.command.name
+    defaults = {k.replace("-", "_"): v for k, v in data.items() if not isinstance(v, dict)}
+    defaults.update({k.replace("-", "_"): v for k, v in data.get(command, {}).items()})
+    known = {p.name for p in ctx.command.params}
+    unknown = sorted(set(defaults) - known - {"campaigns"})
+    if unknown:
+        raise click.BadParameter(f"{path}: unknown setting {unknown[0]!r} for {command}", ctx=ctx, param=_param)
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
+def input_options(command: Callable) -> Callable:
+    """Options shared by every command that reads an input folder."""
+    options = [
+        click.option("--config", type=click.Path(dir_okay=False), is_eager=True, expose_value=False,
+                     callback=_load_config, help="TOML file of option defaults."),
+        click.option("--input", "input_dir", required=True, type=click.Path(path_type=Path),
+                     help="Folder of export files (profiles.csv, benefits.parquet, …)."),
+        click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+                     help="Run folder to write (created if missing)."),
+        click.option("--as-of", help="Run time, ISO 8601 or 'YYYY-MM-DD HH:MM:SS' [default: now]."),
+        click.option("--naive-timezone", default="UTC", show_default=True,
+                     help="Time zone of input timestamps that carry no offset."),
+        click.option("--default-timezone", default="UTC", show_default=True,
+                     help="Time zone for a profile or benefit that names none."),
+        click.option("--max-reject-ratio", type=float, default=0.05, show_default=True,
+                     help="Exit 1 when rejected rows / rows read exceeds this."),
+        click.option("--memory-limit", help="DuckDB memory limit, e.g. 4GB [default: half of RAM]."),
+        click.option("--threads", type=click.IntRange(min=1), help="DuckDB threads [default: all cores]."),
+        click.option("--debug", is_flag=True, help="Show the traceback of an error."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _context(options: dict) -> RunContext:
+    return RunContext(
+        out_dir=options["out_dir"],
+        input_dir=options["input_dir"],
+        as_of=parse_as_of(options["as_of"], options["naive_timezone"]),
+        naive_timezone=options["naive_timezone"],
+        default_timezone=options["default_timezone"],
+        max_reject_ratio=options["max_reject_ratio"],
+        memory_limit=options["memory_limit"],
+        threads=options["threads"],
+    )
+
+
+def reports_errors(command: Callable) -> Callable:
+    """Turn a domain error into one line on stderr and its exit status."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **options):
+        debug = options.get("debug", False)
+        try:
+            return command(*args, **options)
+        except PipelineError as error:
+            if debug:
+                raise
+            click.echo(f"error: {error}", err=True)
+            if error.hint:
+                click.echo(f"hint: {error.hint}", err=True)
+            sys.exit(error.exit_code)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": ENV_PREFIX})
+@click.version_option(__version__, prog_name="omneo-bulk")
+def main() -> None:
+    """Bulk benefit issuance and redemption reconciliation for Omneo.
+
+    \b
+    Example:
+      omneo-bulk run --input sample_data --campaigns sample_data/campaigns.toml --out runs/sample
+    """
+
+
+def _validate(context: RunContext) -> validate.ValidateResult:
+    try:
+        result = validate.run(context)
+    finally:
+        # A run that stopped before validating anything has no manifest to show.
+        if context.stages:
+            context.write_manifest()
+    return result
+
+
+@main.command("validate")
+@input_options
+@reports_errors
+def validate_command(**options) -> None:
+    """Read every export in --input, validate it, and write validated/ and rejects/.
+
+    \b
+    Example:
+      omneo-bulk validate --input sample_data --out runs/sample
+    """
+    context = _context(options)
+    try:
+        result = _validate(context)
+    finally:
+        context.close()
+    _echo_validation(result, context)
+
+
+def _echo_validation(result: validate.ValidateResult, context: RunContext) -> None:
+    for dataset, totals in result.totals().items():
+        click.echo(
+            f"{dataset:<20} {totals['rows_read']:>10} read {totals['accepted']:>10} accepted "
+            f"{totals['rejected']:>8} rejected"
+        )
+    click.echo(f"wrote {context.out_dir / 'manifest.json'}")
+
+
+@main.command("run")
+@input_options
+@reports_errors
+def run_command(**options) -> None:
+    """Run every stage on --input into --out (so far: validate).
+
+    \b
+    Example:
+      omneo-bulk run --input sample_data --out runs/sample
+    """
+    context = _context(options)
+    try:
+        result = _validate(context)
+    finally:
+        context.close()
+    _echo_validation(result, context)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,64 @@
+"""The one place DuckDB connections are made and configured.
+
+Every stage gets its connection from `connect`, so limits and time zone are set once.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+
+def default_memory_limit() -> str:
+    """Half of physical memory: leaves room for polars/pandera and the OS page cache."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return "4GB"
+    return f"{max(1, total // 2 // 2**30)}GB"
+
+
+def connect(
+    database: str | Path = ":memory:",
+    *,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+    temp_directory: str | Path | None = None,
+    read_only: bool = False,
+) -> duckdb.DuckDBPyConnection:
+    """Open a DuckDB connection with the project's settings applied."""
+    con = duckdb.connect(str(database), read_only=read_only)
+    # Timestamps are stored and compared in UTC; local times are computed explicitly.
+    con.execute("SET TimeZone = 'UTC'")
+    # Python variables must never be picked up as tables by a name in SQL text.
+    con.execute("SET python_enable_replacements = false")
+    con.execute("SET memory_limit = ?", [memory_limit or default_memory_limit()])
+    con.execute("SET threads = ?", [threads or os.cpu_count() or 1])
+    if temp_directory is not None:
+        Path(temp_directory).mkdir(parents=True, exist_ok=True)
+        con.execute("SET temp_directory = ?", [str(temp_directory)])
+    con.execute("SET preserve_insertion_order = true")
+    return con
+
+
+def sql_text(name: str) -> str:
+    """The text of `pipeline/sql/<name>.sql`, shipped inside the package."""
+    return resources.files("pipeline").joinpath("sql", f"{name}.sql").read_text(encoding="utf-8")
+
+
+# DuckDB 2.0 streams results: an execute() result left half-read owns the connection and
+# makes the next con.sql() fail. These helpers always read a result to its end.
+
+
+def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[tuple]:
+    """All rows of a query, the result drained."""
+    return con.execute(sql, params or []).fetchall()
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):
+    """The first column of the first row of a query, the result drained."""
+    result = rows(con, sql, params)
+    return result[0][0] if result else None

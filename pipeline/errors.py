@@ -1,0 +1,37 @@
+"""Domain errors raised by the pipeline core.
+
+The CLI turns each into one clear line and an exit status; nothing else catches them.
+"""
+
+
+class PipelineError(Exception):
+    """Base for every error the CLI reports as a one-line message."""
+
+    exit_code = 1
+    hint: str | None = None
+
+
+class InputError(PipelineError):
+    """An input file or folder cannot be read: names the file and the fault."""
+
+
+class MissingDatasetError(InputError):
+    """A dataset a stage needs has no file in the input folder."""
+
+
+class RejectRatioExceeded(PipelineError):
+    """More rows were rejected than --max-reject-ratio allows."""
+
+
+class RuleError(PipelineError):
+    """A JsonLogic rule is malformed or uses an operator the compiler does not support."""
+
+
+class CampaignError(PipelineError):
+    """A campaign in the campaigns file is invalid: names the campaign."""
+
+
+class ConfigError(PipelineError):
+    """A config file or option value is invalid."""
+
+    exit_code = 2

@@ -1,0 +1,103 @@
+"""File helpers: atomic writes, hashing, and the integrity pass over input files.
+
+Outputs appear only complete (written under a temporary name, then renamed).
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import hashlib
+import json
+import os
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from pipeline.errors import InputError
+
+CHUNK = 8 * 2**20
+
+
+@contextlib.contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `final`; rename it into place only on success."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temporary = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    try:
+        yield temporary
+        os.replace(temporary, final)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+
+
+def write_text_atomic(final: Path, text: str) -> None:
+    with atomic_path(final) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(final: Path, payload: object) -> None:
+    write_text_atomic(final, json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_input_file(path: Path, display: str, *, text: bool) -> str:
+    """Hash a file and prove it readable: a whole gzip stream, UTF-8 text, no NUL bytes.
+
+    Returns the sha256 of the bytes on disk. Raises InputError naming `display` otherwise.
+    One streaming pass in C (hashlib, zlib, codecs); the file is never held in memory.
+    """
+    digest = hashlib.sha256()
+    gzipped = path.name.endswith(".gz")
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if gzipped else None
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    seen = 0  # decompressed bytes already checked, for the error position
+    newlines = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+            if inflater is not None:
+                try:
+                    chunk = inflater.decompress(chunk)
+                    while inflater.eof and inflater.unused_data:
+                        # A gzip file may hold several members one after another.
+                        rest = inflater.unused_data
+                        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+                        chunk += inflater.decompress(rest)
+                except zlib.error as error:
+                    raise InputError(f"{display}: broken gzip stream ({error})") from None
+            if text:
+                _check_text(chunk, decoder, display, seen, newlines)
+                newlines += chunk.count(b"\n")
+            seen += len(chunk)
+    if inflater is not None and not inflater.eof:
+        raise InputError(f"{display}: broken gzip stream (the file is truncated)")
+    if text:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise InputError(f"{display}: not UTF-8 text (the file ends inside a character)") from None
+    return digest.hexdigest()
+
+
+def _check_text(chunk: bytes, decoder, display: str, seen: int, newlines: int) -> None:
+    nul = chunk.find(b"\x00")
+    if nul >= 0:
+        line = newlines + chunk.count(b"\n", 0, nul) + 1
+        raise InputError(f"{display}: binary data, not text (a NUL byte on line {line})")
+    try:
+        decoder.decode(chunk)
+    except UnicodeDecodeError as error:
+        line = newlines + chunk.count(b"\n", 0, max(error.start, 0)) + 1
+        raise InputError(
+            f"{display}: not UTF-8 text (byte 0x{chunk[error.start]:02x} on line {line}); "
+            "re-export the file as UTF-8"
+        ) from None

@@ -1,0 +1,432 @@
+"""Find each dataset's files in an input folder and load them into DuckDB untyped.
+
+Every file becomes a table with its own columns plus `source_file` and `source_row`; rows
+the file format itself cannot yield (a broken CSV record, a line that is not JSON) go to
+a `malformed` table instead, so that no row read is ever dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+from sqlglot import exp
+
+from pipeline.db import rows, scalar
+from pipeline.errors import InputError, MissingDatasetError
+from pipeline.files import check_input_file
+from schemas import DATASETS, Dataset
+
+# Suffix → format. `.json` is an API list response ({"data": [...]}) or a JSON array.
+FORMATS = {
+    ".csv": "csv",
+    ".csv.gz": "csv",
+    ".parquet": "parquet",
+    ".ndjson": "ndjson",
+    ".ndjson.gz": "ndjson",
+    ".jsonl": "ndjson",
+    ".jsonl.gz": "ndjson",
+    ".json": "json",
+    ".json.gz": "json",
+}
+CSV_DELIMITERS = (",", ";", "\t", "|")
+# The largest single JSON document DuckDB is asked to parse (an API list file).
+MAX_JSON_DOCUMENT = 2**31 - 1
+# Nested lists in a JSON source that are split out into their own dataset.
+NESTED = {"redemptions": ("items", "redemption_items", "redemption_id")}
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One input file of one dataset."""
+
+    dataset: str
+    path: Path
+    display: str  # the path as the user knows it, relative to --input
+    format: str
+
+
+@dataclass
+class LoadedFile:
+    """A source file loaded into DuckDB: where its rows are and how many were read."""
+
+    source: SourceFile
+    sha256: str
+    table: str  # rows with columns as read, plus source_file and source_row
+    malformed: str  # reject rows for records the format could not yield
+    rows_read: int
+    nested: dict[str, tuple[str, str]]  # dataset → (table, malformed) split out of this file
+
+
+def _format_of(path: Path) -> str | None:
+    name = path.name.lower()
+    for suffix in sorted(FORMATS, key=len, reverse=True):
+        if name.endswith(suffix):
+            return FORMATS[suffix]
+    return None
+
+
+def _stem(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in sorted(FORMATS, key=len, reverse=True):
+        if name.endswith(suffix):
+            return path.name[: -len(suffix)]
+    return path.name
+
+
+def discover(input_dir: Path, dataset: str) -> list[SourceFile]:
+    """The files of `dataset` in `input_dir`: `<name>.<ext>`, `<name>-*.<ext>`, or `<name>/`."""
+    if not input_dir.exists():
+        raise InputError(f"{input_dir}: input folder does not exist")
+    if not input_dir.is_dir():
+        raise InputError(f"{input_dir}: --input must be a folder of export files")
+    found: list[SourceFile] = []
+    for path in sorted(input_dir.iterdir()):
+        fmt = _format_of(path)
+        if path.is_file() and fmt:
+            stem = _stem(path)
+            if stem == dataset or stem.startswith(f"{dataset}-"):
+                found.append(SourceFile(dataset, path, path.name, fmt))
+        elif path.is_dir() and path.name == dataset:
+            parts = [
+                SourceFile(dataset, part, f"{path.name}/{part.relative_to(path)}", _format_of(part))
+                for part in sorted(path.rglob("*"))
+                if part.is_file() and _format_of(part) and not part.name.startswith(".")
+            ]
+            if not parts:
+                raise InputError(f"{input_dir / dataset}/: folder has no data files ({_known_suffixes()})")
+            found.extend(parts)
+    return found
+
+
+def _known_suffixes() -> str:
+    return ", ".join(sorted(FORMATS))
+
+
+def require(sources: dict[str, list[SourceFile]], datasets: list[str], stage: str) -> None:
+    """Raise MissingDatasetError naming the first dataset `stage` needs that has no file."""
+    for name in datasets:
+        if not sources.get(name):
+            raise MissingDatasetError(
+                f"{stage} needs the {name} dataset: no {name}.csv, {name}.parquet, "
+                f"{name}.ndjson, {name}.json, {name}-*.csv or {name}/ in the input folder"
+            )
+
+
+class Loader:
+    """Loads source files into tables of one DuckDB connection, naming them uniquely."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+        self._names = itertools.count(1)
+
+    def _name(self, prefix: str) -> str:
+        return f"{prefix}_{next(self._names)}"
+
+    def load(self, source: SourceFile) -> LoadedFile:
+        text = source.format != "parquet"
+        sha256 = check_input_file(source.path, source.display, text=text)
+        table, malformed = self._name("raw"), self._name("malformed")
+        reader = {
+            "csv": self._load_csv,
+            "parquet": self._load_parquet,
+            "ndjson": self._load_ndjson,
+            "json": self._load_json,
+        }[source.format]
+        try:
+            nested = reader(source, table, malformed)
+        except duckdb.Error as error:
+            raise InputError(f"{source.display}: cannot be read ({_first_line(error)})") from None
+        return LoadedFile(source, sha256, table, malformed, self.rows_read(table, malformed), nested)
+
+    def rows_read(self, table: str, malformed: str) -> int:
+        """Rows a file yielded: the good ones plus the malformed ones, each counted once."""
+        return scalar(
+            self.con,
+            f"SELECT (SELECT count(*) FROM {table}) + (SELECT count(DISTINCT source_row) FROM {malformed})",
+        )
+
+    # CSV ---------------------------------------------------------------------------
+
+    def _load_csv(self, source: SourceFile, table: str, malformed: str) -> dict:
+        header, delimiter = _csv_header(source)
+        _require_columns(source, header)
+        rejects, scans = self._name("csv_rejects"), self._name("csv_scans")
+        columns = {name: "VARCHAR" for name in header}
+        self.con.execute(
+            f"""
+            CREATE TEMP TABLE {table}_ord AS
+            SELECT *, ordinality AS _ordinal
+            FROM read_csv(?, columns = ?, header = true, delim = ?, quote = '"', escape = '"',
+                          auto_detect = false, strict_mode = true, store_rejects = true,
+                          rejects_table = ?, rejects_scan = ?) WITH ORDINALITY
+            """,
+            [str(source.path), columns, delimiter, rejects, scans],
+        )
+        # reject_errors.line counts records with the header as 1, so data row = line - 1.
+        self.con.execute(
+            f"""
+            CREATE TEMP TABLE {malformed} AS
+            SELECT ? AS source_file, line - 1 AS source_row,
+                   coalesce(column_name, '') AS "column",
+                   lower(replace(error_type, ' ', '_')) AS "check",
+                   left(csv_line, 500) AS value,
+                   'malformed_row' AS reason,
+                   error_message AS detail
+            FROM (SELECT *, row_number() OVER (PARTITION BY line ORDER BY column_idx) AS n FROM {rejects})
+            WHERE n = 1
+            """,
+            [source.display],
+        )
+        self._renumber(f"{table}_ord", table, malformed, source.display)
+        return {}
+
+    def _renumber(self, ordered: str, table: str, malformed: str, display: str) -> None:
+        """Turn the k-th good record's ordinal into its data row, skipping malformed rows.
+
+        A reject j (sorted) has g_j = row_j - j good rows before it, so good record k sits
+        after every reject with g_j < k: its row is k + that count. An ASOF join finds it.
+        """
+        self.con.execute(
+            f"""
+            CREATE TEMP TABLE {table} AS
+            WITH bad AS (
+                SELECT source_row - row_number() OVER (ORDER BY source_row) AS good_before,
+                       row_number() OVER (ORDER BY source_row) AS bad_so_far
+                FROM {malformed}
+            ), steps AS (SELECT good_before, max(bad_so_far) AS bad_so_far FROM bad GROUP BY good_before)
+            SELECT r.* EXCLUDE (_ordinal), ? AS source_file,
+                   r._ordinal + coalesce(s.bad_so_far, 0) AS source_row
+            FROM {ordered} r ASOF LEFT JOIN steps s ON r._ordinal > s.good_before
+            ORDER BY source_row
+            """,
+            [display],
+        )
+        self.con.execute(f"DROP TABLE {ordered}")
+
+    # Parquet -----------------------------------------------------------------------
+
+    def _load_parquet(self, source: SourceFile, table: str, malformed: str) -> dict:
+        described = rows(self.con, "DESCRIBE SELECT * FROM read_parquet(?)", [str(source.path)])
+        _require_columns(source, [row[0] for row in described])
+        self.con.execute(
+            f"""
+            CREATE TEMP TABLE {table} AS
+            SELECT * EXCLUDE (file_row_number), ? AS source_file, file_row_number + 1 AS source_row
+            FROM read_parquet(?, file_row_number = true)
+            """,
+            [source.display, str(source.path)],
+        )
+        _empty_rejects(self.con, malformed)
+        return {}
+
+    # NDJSON and API list JSON ------------------------------------------------------
+
+    def _load_ndjson(self, source: SourceFile, table: str, malformed: str) -> dict:
+        lines = self._name("lines")
+        line_rejects, scans = self._name("line_rejects"), self._name("line_scans")
+        # Control characters are escaped inside valid JSON, so U+001F never splits a good line.
+        self.con.execute(
+            f"""
+            CREATE TEMP TABLE {lines} AS
+            SELECT ordinality AS source_row, line
+            FROM read_csv(?, columns = {{'line': 'VARCHAR'}}, header = false, delim = chr(31),
+                          quote = '', escape = '', auto_detect = false, store_rejects = true,
+                          rejects_table = ?, rejects_scan = ?) WITH ORDINALITY
+            WHERE trim(coalesce(line, '')) <> ''
+            """,
+            [str(source.path), line_rejects, scans],
+        )
+        self.con.execute(
+            f"INSERT INTO {lines} SELECT line, csv_line FROM {line_rejects}"
+        )
+        return self._objects_to_table(source, lines, table, malformed)
+
+    def _load_json(self, source: SourceFile, table: str, malformed: str) -> dict:
+        document = self._name("document")
+        self.con.execute(
+            f"""
+            CREATE TEMP TABLE {document} AS
+            SELECT json FROM read_json_objects(?, format = 'unstructured', maximum_object_size = ?)
+            """,
+            [str(source.path), MAX_JSON_DOCUMENT],
+        )
+        kinds = rows(self.con, f"SELECT json_type(json), json_type(json -> '$.data') FROM {document}")
+        if len(kinds) != 1 or not (kinds[0][0] == "ARRAY" or kinds[0][1] == "ARRAY"):
+            raise InputError(
+                f'{source.display}: JSON is not a list (expected {{"data": [...]}} or [...])'
+            )
+        path = "$[*]" if kinds[0][0] == "ARRAY" else "$.data[*]"
+        lines = self._name("lines")
+        self.con.execute(
+            f"""
+            CREATE TEMP TABLE {lines} AS
+            SELECT unnest(range(1, len(elements) + 1)) AS source_row,
+                   unnest(elements)::VARCHAR AS line
+            FROM (SELECT json_extract(json, ?) AS elements FROM {document})
+            """,
+            [path],
+        )
+        self.con.execute(f"DROP TABLE {document}")
+        return self._objects_to_table(source, lines, table, malformed)
+
+    def _objects_to_table(
+        self, source: SourceFile, lines: str, table: str, malformed: str, implied: tuple[str, ...] = ()
+    ) -> dict:
+        """Spread JSON object lines into columns, one per key; other lines are malformed."""
+        self.con.execute(
+            f"""
+            CREATE TEMP TABLE {malformed} AS
+            SELECT ? AS source_file, source_row, '' AS "column",
+                   'json_object' AS "check", left(line, 500) AS value,
+                   'malformed_json' AS reason,
+                   CASE WHEN json_valid(line) THEN 'the line is JSON but not an object'
+                        ELSE 'the line is not valid JSON' END AS detail
+            FROM {lines}
+            WHERE NOT (json_valid(line) AND json_type(line::JSON) = 'OBJECT')
+            """,
+            [source.display],
+        )
+        objects = self._name("objects")
+        self.con.execute(
+            f"""
+            CREATE TEMP TABLE {objects} AS
+            SELECT source_row, line::JSON AS doc FROM {lines}
+            WHERE json_valid(line) AND json_type(line::JSON) = 'OBJECT'
+            """
+        )
+        self.con.execute(f"DROP TABLE {lines}")
+        keys = self._keys(objects, source.dataset)
+        _require_columns(source, keys + list(implied))
+        nested_spec = NESTED.get(source.dataset)
+        nested: dict[str, tuple[str, str]] = {}
+        if nested_spec and nested_spec[0] in keys:
+            nested[nested_spec[1]] = self._split_nested(source, objects, *nested_spec)
+        self._spread(objects, table, keys, source.display)
+        self.con.execute(f"DROP TABLE {objects}")
+        return nested
+
+    def _keys(self, objects: str, dataset: str) -> list[str]:
+        found = {
+            row[0]
+            for row in rows(self.con, f"SELECT DISTINCT unnest(json_keys(doc)) FROM {objects}")
+        }
+        declared = [name for name in DATASETS[dataset].columns if name in found] if dataset in DATASETS else []
+        return declared + sorted(found - set(declared))
+
+    def _spread(self, objects: str, table: str, keys: list[str], display: str) -> None:
+        # JSON values are kept as they are: strings unquoted, numbers and lists as JSON text.
+        columns = [
+            exp.alias_(
+                exp.func("json_extract_string", exp.column("doc"), exp.Literal.string(_json_path(key))),
+                key,
+                quoted=True,
+            ).sql(dialect="duckdb")
+            for key in keys
+        ]
+        select = ", ".join(columns + ["? AS source_file", "source_row"])
+        self.con.execute(
+            f"CREATE TEMP TABLE {table} AS SELECT {select} FROM {objects} ORDER BY source_row",
+            [display],
+        )
+
+    def _split_nested(
+        self, source: SourceFile, objects: str, field: str, dataset: str, parent_key: str
+    ) -> tuple[str, str]:
+        """Split each object's nested list (a redemption's `items`) into rows of `dataset`.
+
+        An item's source_row counts items through the file in order; `source_parent_row`
+        names the row of the object it came from.
+        """
+        children, table, malformed = self._name("children"), self._name("raw"), self._name("malformed")
+        self.con.execute(
+            f"""
+            CREATE TEMP TABLE {children} AS
+            SELECT row_number() OVER (ORDER BY source_row, position) AS source_row,
+                   source_row AS source_parent_row, parent_id, item::VARCHAR AS line
+            FROM (
+                SELECT source_row, doc ->> '$.id' AS parent_id,
+                       unnest(items) AS item, unnest(range(len(items))) AS position
+                FROM (SELECT source_row, doc,
+                             CASE WHEN json_type(doc -> ?) = 'ARRAY'
+                                  THEN json_extract(doc, ?) ELSE [] END AS items
+                      FROM {objects})
+            )
+            """,
+            [_json_path(field), _json_path(field) + "[*]"],
+        )
+        child = SourceFile(dataset, source.path, source.display, source.format)
+        parents = self._name("parents")
+        self.con.execute(
+            f"CREATE TEMP TABLE {parents} AS SELECT source_row, source_parent_row, parent_id FROM {children}"
+        )
+        self.con.execute(f"ALTER TABLE {children} DROP COLUMN source_parent_row")
+        self.con.execute(f"ALTER TABLE {children} DROP COLUMN parent_id")
+        self._objects_to_table(child, children, f"{table}_items", malformed, implied=(parent_key,))
+        # The parent's id fills the item's foreign key unless the item names one itself.
+        has_key = parent_key in self._columns(f"{table}_items")
+        key_expr = f'coalesce(i."{parent_key}", p.parent_id)' if has_key else "p.parent_id"
+        self.con.execute(
+            f"""
+            CREATE TEMP TABLE {table} AS
+            SELECT i.* EXCLUDE ({'"' + parent_key + '", ' if has_key else ''}source_row),
+                   {key_expr} AS "{parent_key}", i.source_row, p.source_parent_row
+            FROM {table}_items i JOIN {parents} p USING (source_row)
+            ORDER BY i.source_row
+            """
+        )
+        self.con.execute(f"DROP TABLE {table}_items")
+        self.con.execute(f"DROP TABLE {parents}")
+        return table, malformed
+
+    def _columns(self, table: str) -> list[str]:
+        return [row[0] for row in rows(self.con, f"DESCRIBE {table}")]
+
+
+def _json_path(key: str) -> str:
+    return "$." + json.dumps(key)
+
+
+def _empty_rejects(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    con.execute(
+        f"""CREATE TEMP TABLE {name} (source_file VARCHAR, source_row BIGINT, "column" VARCHAR,
+            "check" VARCHAR, value VARCHAR, reason VARCHAR, detail VARCHAR)"""
+    )
+
+
+def _require_columns(source: SourceFile, columns: list[str]) -> None:
+    dataset: Dataset = DATASETS[source.dataset]
+    missing = [name for name in dataset.required_columns if name not in columns]
+    if missing:
+        raise InputError(
+            f"{source.display}: missing required column{'s' if len(missing) > 1 else ''} "
+            + ", ".join(repr(name) for name in missing)
+            + f" for {source.dataset}"
+        )
+
+
+def _csv_header(source: SourceFile) -> tuple[list[str], str]:
+    """The header's column names and the delimiter, read from the first record."""
+    opener = gzip.open if source.path.name.lower().endswith(".gz") else open
+    with opener(source.path, "rb") as raw:
+        first = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="").readline()
+    if not first.strip():
+        raise InputError(f"{source.display}: empty file, no header row")
+    delimiter = max(CSV_DELIMITERS, key=first.count)
+    header = [name.strip() for name in next(csv.reader([first], delimiter=delimiter))]
+    if any(not name for name in header):
+        raise InputError(f"{source.display}: header has an empty column name")
+    duplicates = sorted({name for name in header if header.count(name) > 1})
+    if duplicates:
+        raise InputError(f"{source.display}: header repeats column {duplicates[0]!r}")
+    return header, delimiter
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0]

@@ -1,0 +1,336 @@
+"""The validate stage: every input row ends up accepted (typed) or rejected with a reason.
+
+Types and per-row rules come from the pandera models in `schemas/`; rules that need the
+whole dataset (unique keys, references to other datasets) are SELECTs of the bad rows.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import pandera.polars as pa
+import polars as pl
+from sqlglot import exp
+
+from pipeline import db
+from pipeline.coerce import typed_select
+from pipeline.context import RunContext
+from pipeline.errors import RejectRatioExceeded
+from pipeline.readers import LoadedFile, Loader, SourceFile, discover
+from schemas import DATASETS, Dataset
+from schemas.benefit_definitions import rule_problem
+
+REJECT_COLUMNS = '"dataset", source_file, source_row, "column", "check", value, reason, detail'
+REJECTS_DDL = """(
+    dataset VARCHAR, source_file VARCHAR, source_row BIGINT, "column" VARCHAR, "check" VARCHAR,
+    value VARCHAR, reason VARCHAR, detail VARCHAR)"""
+
+
+@dataclass
+class FileCounts:
+    """Rows read, accepted and rejected for one input file of one dataset."""
+
+    dataset: str
+    path: str
+    sha256: str
+    rows_read: int
+    accepted: int = 0
+    rejected: int = 0
+
+
+@dataclass
+class ValidateResult:
+    """What the validate stage read and decided, per file and per dataset."""
+
+    files: list[FileCounts] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def totals(self) -> dict[str, dict[str, int]]:
+        totals: dict[str, dict[str, int]] = {}
+        for counts in self.files:
+            entry = totals.setdefault(counts.dataset, {"rows_read": 0, "accepted": 0, "rejected": 0})
+            entry["rows_read"] += counts.rows_read
+            entry["accepted"] += counts.accepted
+            entry["rejected"] += counts.rejected
+        return totals
+
+    @property
+    def rows_read(self) -> int:
+        return sum(c.rows_read for c in self.files)
+
+    @property
+    def rejected(self) -> int:
+        return sum(c.rejected for c in self.files)
+
+    @property
+    def reject_ratio(self) -> float:
+        return self.rejected / self.rows_read if self.rows_read else 0.0
+
+
+def run(context: RunContext) -> ValidateResult:
+    """Validate every dataset found in the input folder and write validated/ and rejects/.
+
+    Raises InputError before writing anything when a file cannot be read, and
+    RejectRatioExceeded after writing everything when too many rows were rejected.
+    """
+    started = time.perf_counter()
+    con = context.con
+    loader = Loader(con)
+    sources = {name: discover(context.input_dir, name) for name in DATASETS}
+    loaded: dict[str, list[LoadedFile]] = {name: [] for name in DATASETS}
+    for name in DATASETS:
+        for source in sources[name]:
+            file = loader.load(source)
+            loaded[name].append(file)
+            for child, (table, malformed) in file.nested.items():
+                rows = loader.rows_read(table, malformed)
+                child_source = SourceFile(child, source.path, source.display, source.format)
+                loaded[child].append(LoadedFile(child_source, file.sha256, table, malformed, rows, {}))
+
+    result = ValidateResult()
+    for name, dataset in DATASETS.items():
+        _validate_dataset(context, dataset, loaded[name], result)
+    _write_outputs(context, result)
+    result.seconds = round(time.perf_counter() - started, 3)
+    _record(context, result)
+    if result.reject_ratio > context.max_reject_ratio:
+        raise RejectRatioExceeded(
+            f"{result.rejected} of {result.rows_read} rows rejected "
+            f"({result.reject_ratio:.1%}, above --max-reject-ratio {context.max_reject_ratio:.1%}); "
+            f"see {context.out_dir / 'rejects'}"
+        )
+    return result
+
+
+def _validate_dataset(
+    context: RunContext, dataset: Dataset, files: list[LoadedFile], result: ValidateResult
+) -> None:
+    con = context.con
+    name = dataset.name
+    typed, rejects = f"typed_{name}", f"rejects_{name}"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {rejects} {REJECTS_DDL}")
+    if files:
+        selects = []
+        for file in files:
+            columns = {row[0]: row[1] for row in db.rows(con, f"DESCRIBE {file.table}")}
+            selects.append(typed_select(dataset, columns, file.table, context.naive_timezone))
+            con.execute(
+                f"INSERT INTO {rejects} SELECT ?, source_file, source_row, \"column\", \"check\", value, reason, detail FROM {file.malformed}",
+                [name],
+            )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {typed} AS " + " UNION ALL BY NAME ".join(selects))
+        for file in files:
+            con.execute(f"DROP TABLE {file.table}")
+            con.execute(f"DROP TABLE {file.malformed}")
+    else:
+        # No file: an empty table with every declared column, so later stages can rely on it.
+        con.execute("CREATE OR REPLACE TEMP TABLE no_rows (source_file VARCHAR, source_row BIGINT)")
+        source_columns = {"source_file": "VARCHAR", "source_row": "BIGINT"}
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {typed} AS "
+            + typed_select(dataset, source_columns, "no_rows", context.naive_timezone)
+        )
+
+    con.execute(
+        f"""
+        INSERT INTO {rejects}
+        SELECT ?, source_file, source_row, e."column", 'dtype', e.value, 'invalid_type',
+               'expected ' || e.expected
+        FROM (SELECT source_file, source_row, unnest(_cast_errors) AS e FROM {typed})
+        """,
+        [name],
+    )
+    _pandera_rejects(context, dataset, typed, rejects)
+    _duplicate_rejects(context, dataset, typed, rejects)
+    _reference_rejects(context, dataset, typed, rejects)
+
+    # The accepted rows, typed, under the dataset's own name for the stages that follow.
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE {name} AS
+        SELECT * EXCLUDE (_cast_errors) FROM {typed} t
+        WHERE NOT EXISTS (SELECT 1 FROM {rejects} r
+                          WHERE r.source_file = t.source_file AND r.source_row = t.source_row)
+        ORDER BY source_file, source_row
+        """
+    )
+    con.execute(f"DROP TABLE {typed}")
+    counts = {
+        row[0]: row[1:]
+        for row in con.execute(
+            f"""
+            SELECT source_file, count(DISTINCT source_row) FILTER (WHERE accepted),
+                   count(DISTINCT source_row) FILTER (WHERE NOT accepted)
+            FROM (SELECT source_file, source_row, true AS accepted FROM {name}
+                  UNION ALL SELECT source_file, source_row, false FROM {rejects})
+            GROUP BY source_file
+            """
+        ).fetchall()
+    }
+    for file in files:
+        accepted, rejected = counts.get(file.source.display, (0, 0))
+        result.files.append(
+            FileCounts(name, file.source.display, file.sha256, file.rows_read, accepted, rejected)
+        )
+
+
+def _pandera_rejects(context: RunContext, dataset: Dataset, typed: str, rejects: str) -> None:
+    """Run the dataset's pandera model over the typed rows; its failures become rejects."""
+    con = context.con
+    columns = ", ".join(exp.to_identifier(c, quoted=True).sql("duckdb") for c in dataset.columns)
+    frame = con.sql(f"SELECT {columns}, source_file, source_row FROM {typed}").pl()
+    try:
+        dataset.schema.validate(frame, lazy=True)
+        return
+    except pa.errors.SchemaErrors as errors:
+        failures = errors.failure_cases
+    located = failures.join(
+        frame.select("source_file", "source_row").with_row_index("index").with_columns(pl.col("index").cast(pl.Int32)),
+        on="index",
+        how="inner",
+    )
+    row_checks = dataset.row_checks
+    reason = (
+        pl.when(pl.col("check") == "not_nullable").then(pl.lit("missing_value"))
+        .when(pl.col("check").str.starts_with("greater_than") | pl.col("check").str.starts_with("less_than")
+              | pl.col("check").str.starts_with("in_range")).then(pl.lit("out_of_range"))
+        .when(pl.col("check") == "valid_timezone").then(pl.lit("invalid_timezone"))
+        .when(pl.col("check") == "supported_jsonlogic").then(pl.lit("invalid_rule"))
+        .when(pl.col("check").is_in(list(row_checks))).then(
+            pl.col("check").replace_strict({k: v[0] for k, v in row_checks.items()}, default=None))
+        .otherwise(pl.lit("invalid_value"))
+    )
+    column = (
+        pl.when(pl.col("check").is_in(list(row_checks)))
+        .then(pl.col("check").replace_strict({k: v[1] for k, v in row_checks.items()}, default=None))
+        .otherwise(pl.col("column"))
+    )
+    # A row-level check reports the whole row; show the value of the column it names.
+    row_values = pl.concat(
+        [
+            frame.select(pl.col(col).cast(pl.Utf8).alias("row_value"))
+            .with_row_index("index")
+            .with_columns(pl.col("index").cast(pl.Int32), pl.lit(check).alias("check"))
+            for check, (_, col) in row_checks.items()
+        ]
+        or [pl.DataFrame(schema={"index": pl.Int32, "row_value": pl.Utf8, "check": pl.Utf8})]
+    )
+    located = located.with_columns(pl.col("check").cast(pl.Utf8)).join(
+        row_values, on=["index", "check"], how="left"
+    )
+    frame_rejects = located.select(
+        pl.lit(dataset.name).alias("dataset"),
+        "source_file",
+        "source_row",
+        column.alias("column"),
+        pl.col("check").cast(pl.Utf8),
+        pl.coalesce("row_value", pl.col("failure_case").cast(pl.Utf8)).str.slice(0, 500).alias("value"),
+        reason.alias("reason"),
+        pl.format("failed {}", pl.col("check")).alias("detail"),
+    )
+    # Rows already rejected because a value did not fit its type: the null it became is
+    # not a second fault of the same column.
+    con.register("pandera_failures", frame_rejects.to_arrow())
+    con.execute(
+        f"""
+        INSERT INTO {rejects}
+        SELECT f.* FROM pandera_failures f
+        WHERE NOT EXISTS (SELECT 1 FROM {rejects} r WHERE r.source_file = f.source_file
+                          AND r.source_row = f.source_row AND r."column" = f."column"
+                          AND r.reason = 'invalid_type')
+        """
+    )
+    con.unregister("pandera_failures")
+    _explain_rules(context, rejects)
+
+
+def _explain_rules(context: RunContext, rejects: str) -> None:
+    """Say why each rejected claim condition does not compile (few rows: definitions)."""
+    rows = context.con.execute(
+        f"SELECT DISTINCT value FROM {rejects} WHERE reason = 'invalid_rule'"
+    ).fetchall()
+    for (value,) in rows:
+        context.con.execute(
+            f"UPDATE {rejects} SET detail = ? WHERE reason = 'invalid_rule' AND value = ?",
+            [rule_problem(value) or "rule does not compile", value],
+        )
+
+
+def _duplicate_rejects(context: RunContext, dataset: Dataset, typed: str, rejects: str) -> None:
+    """A repeated key keeps its first accepted row (by file, then row); later ones are rejected."""
+    for key in dataset.unique:
+        column = exp.to_identifier(key, quoted=True).sql("duckdb")
+        context.con.execute(
+            f"""
+            INSERT INTO {rejects}
+            SELECT ?, source_file, source_row, ?, 'unique', CAST(k AS VARCHAR), 'duplicate_key',
+                   'duplicate ' || ? || ' ' || CAST(k AS VARCHAR) || '; first at ' || first_file || ' row ' || first_row
+            FROM (
+                SELECT source_file, source_row, {column} AS k,
+                       first_value(source_file) OVER w AS first_file,
+                       first_value(source_row) OVER w AS first_row,
+                       row_number() OVER w AS n
+                FROM {typed} t
+                WHERE {column} IS NOT NULL AND NOT EXISTS (
+                    SELECT 1 FROM {rejects} r WHERE r.source_file = t.source_file AND r.source_row = t.source_row)
+                WINDOW w AS (PARTITION BY {column} ORDER BY source_file, source_row)
+            )
+            WHERE n > 1
+            """,
+            [dataset.name, key, key],
+        )
+
+
+def _reference_rejects(context: RunContext, dataset: Dataset, typed: str, rejects: str) -> None:
+    """A row naming a row of another dataset that was not accepted is rejected."""
+    for reference in dataset.references:
+        column = exp.to_identifier(reference.column, quoted=True).sql("duckdb")
+        target = exp.to_identifier(reference.target, quoted=True).sql("duckdb")
+        context.con.execute(
+            f"""
+            INSERT INTO {rejects}
+            SELECT ?, source_file, source_row, ?, 'reference', CAST({column} AS VARCHAR), ?,
+                   ? || ' ' || CAST({column} AS VARCHAR) || ' is not an accepted row of ' || ?
+            FROM {typed} t
+            WHERE {column} IS NOT NULL
+              AND {column} NOT IN (SELECT {target} FROM {reference.dataset} WHERE {target} IS NOT NULL)
+              AND NOT EXISTS (SELECT 1 FROM {rejects} r
+                              WHERE r.source_file = t.source_file AND r.source_row = t.source_row)
+            """,
+            [dataset.name, reference.column, reference.reason, reference.column, reference.dataset],
+        )
+
+
+def _write_outputs(context: RunContext, result: ValidateResult) -> None:
+    for name in DATASETS:
+        context.copy_parquet(f"SELECT * FROM {name}", f"validated/{name}.parquet")
+        context.copy_parquet(
+            f"SELECT {REJECT_COLUMNS} FROM rejects_{name} ORDER BY source_file, source_row, \"column\", \"check\"",
+            f"rejects/{name}.parquet",
+        )
+    context.con.execute(
+        "CREATE OR REPLACE TABLE rejects AS "
+        + " UNION ALL ".join(f"SELECT {REJECT_COLUMNS} FROM rejects_{name}" for name in DATASETS)
+    )
+
+
+def _record(context: RunContext, result: ValidateResult) -> None:
+    context.inputs = [
+        {
+            "dataset": c.dataset,
+            "path": c.path,
+            "sha256": c.sha256,
+            "rows_read": c.rows_read,
+            "accepted": c.accepted,
+            "rejected": c.rejected,
+        }
+        for c in result.files
+    ]
+    context.stages["validate"] = {
+        "seconds": result.seconds,
+        "rows_read": result.rows_read,
+        "rejected": result.rejected,
+        "reject_ratio": round(result.reject_ratio, 6),
+        "datasets": result.totals(),
+    }

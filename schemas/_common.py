@@ -1,0 +1,43 @@
+"""Types and checks shared by the dataset schemas.
+
+Each schema module declares one pandera model; these are the pieces they have in common.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from zoneinfo import available_timezones
+
+import pandera.polars as pa
+import polars as pl
+
+Timestamp = pl.Datetime(time_unit="us", time_zone="UTC")
+StrList = pl.List(pl.Utf8)
+
+# tzdata (a declared dependency) makes this the full IANA list on every machine.
+IANA_TIMEZONES = frozenset(available_timezones())
+
+# How a text column is cast besides its dtype; read by pipeline.typing.
+JSON_OBJECT = {"format": "json_object"}
+JSON_TEXT = {"format": "json"}
+
+
+def optional(**kwargs) -> pa.Field:
+    """A column that may be absent from the file and may be null."""
+    return pa.Field(nullable=True, required=False, **kwargs)
+
+
+def is_timezone(data) -> pl.LazyFrame:
+    """The value is an IANA time zone name such as Australia/Melbourne."""
+    column = pl.col(data.key)
+    return data.lazyframe.select(column.is_null() | column.is_in(sorted(IANA_TIMEZONES)))
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A column whose value must name an accepted row of another dataset."""
+
+    column: str
+    dataset: str
+    target: str
+    reason: str
