@@ -99,6 +99,12 @@ def reports_errors(command: Callable) -> Callable:
             if error.hint:
                 click.echo(f"hint: {error.hint}", err=True)
             sys.exit(error.exit_code)
+        except Exception as error:  # a bug: still one line, the traceback behind --debug
+            if debug:
+                raise
+            click.echo(f"internal error: {type(error).__name__}: {error}", err=True)
+            click.echo("hint: rerun with --debug for the traceback, and report it", err=True)
+            sys.exit(1)
 
     return wrapper
 

@@ -185,6 +185,15 @@ def _pandera_rejects(context: RunContext, dataset: Dataset, typed: str, rejects:
         return
     except pa.errors.SchemaErrors as errors:
         failures = errors.failure_cases
+    # A failure with no row is a check that crashed or a column of the wrong type: a bug in
+    # this program, never a fault of the data. Dropping it would accept rows unchecked.
+    broken = failures.filter(pl.col("index").is_null())
+    if broken.height:
+        first = broken.row(0, named=True)
+        raise RuntimeError(
+            f"{dataset.name}: schema check {first['check']} on column {first['column']} "
+            f"could not run: {str(first['failure_case']).splitlines()[0]}"
+        )
     located = failures.join(
         frame.select("source_file", "source_row").with_row_index("index").with_columns(pl.col("index").cast(pl.Int32)),
         on="index",
