@@ -34,9 +34,10 @@ _TEXT_PARSERS = {
     ),
     "VARCHAR": ":x",
 }
+# Where a row came from; always the last columns, in this order.
+PROVENANCE = ("source_file", "source_row", "source_parent_row")
 _FORMAT_PARSERS = {
     "json_object": "CASE WHEN json_type(TRY_CAST(:x AS JSON)) = 'OBJECT' THEN :x END",
-    "json": "CASE WHEN json_valid(:x) THEN :x END",
 }
 _TYPE_NAMES = {
     "BIGINT": "a whole number",
@@ -45,7 +46,6 @@ _TYPE_NAMES = {
     "TIMESTAMPTZ": "a timestamp (ISO 8601 or YYYY-MM-DD HH:MM:SS)",
     "VARCHAR[]": "a list (JSON array or comma-separated)",
     "json_object": "a JSON object",
-    "json": "JSON text",
 }
 
 
@@ -119,8 +119,9 @@ def typed_select(
                     expected=exp.Literal.string(_TYPE_NAMES[fmt or target]),
                 )
             )
-    extras = [c for c in raw_columns if c not in dataset.schema.columns]
-    projections += [exp.column(c, quoted=True) for c in extras]
+    extras = [c for c in raw_columns if c not in dataset.schema.columns and c not in PROVENANCE]
+    provenance = [c for c in PROVENANCE if c in raw_columns]
+    projections += [exp.column(c, quoted=True) for c in extras + provenance]
     errors = (
         _parse("list_filter(:items, e -> e IS NOT NULL)", items=exp.Array(expressions=failures))
         if failures

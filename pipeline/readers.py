@@ -7,11 +7,13 @@ a `malformed` table instead, so that no row read is ever dropped.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import gzip
 import io
 import itertools
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,25 +160,39 @@ class Loader:
         header, delimiter = _csv_header(source)
         _require_columns(source, header)
         rejects, scans = self._name("csv_rejects"), self._name("csv_scans")
-        columns = {name: "VARCHAR" for name in header}
+        columns = {_input_name(name): "VARCHAR" for name in header}
         self.con.execute(
             f"""
             CREATE TEMP TABLE {table}_ord AS
-            SELECT *, ordinality AS _ordinal
+            SELECT * EXCLUDE (ordinality), ordinality AS _ordinal
             FROM read_csv(?, columns = ?, header = true, delim = ?, quote = '"', escape = '"',
                           auto_detect = false, strict_mode = true, store_rejects = true,
                           rejects_table = ?, rejects_scan = ?) WITH ORDINALITY
             """,
             [str(source.path), columns, delimiter, rejects, scans],
         )
-        # reject_errors.line counts records with the header as 1, so data row = line - 1.
+        # reject_errors.line counts records with the header as 1, so data row = line - 1,
+        # except that it also counts blank lines, which the row stream skips.
+        # csv_line starts with the blank lines before the record; the record starts after them.
+        self.con.execute(
+            f"""ALTER TABLE {rejects} ADD COLUMN record_start BIGINT;
+                UPDATE {rejects} SET record_start = line_byte_position + length(csv_line)
+                                                   - length(ltrim(csv_line, chr(10) || chr(13)));
+                ALTER TABLE {rejects} ADD COLUMN blanks_before BIGINT DEFAULT 0"""
+        )
+        positions = [r[0] for r in rows(self.con, f"SELECT DISTINCT record_start FROM {rejects}")]
+        for position, count in _blank_lines_before(source.path, positions).items():
+            if count:
+                self.con.execute(
+                    f"UPDATE {rejects} SET blanks_before = ? WHERE record_start = ?", [count, position]
+                )
         self.con.execute(
             f"""
             CREATE TEMP TABLE {malformed} AS
-            SELECT ? AS source_file, line - 1 AS source_row,
+            SELECT ? AS source_file, line - 1 - blanks_before AS source_row,
                    coalesce(column_name, '') AS "column",
                    lower(replace(error_type, ' ', '_')) AS "check",
-                   left(csv_line, 500) AS value,
+                   left(ltrim(csv_line, chr(10) || chr(13)), 500) AS value,
                    'malformed_row' AS reason,
                    error_message AS detail
             FROM (SELECT *, row_number() OVER (PARTITION BY line ORDER BY column_idx) AS n FROM {rejects})
@@ -193,6 +209,15 @@ class Loader:
         A reject j (sorted) has g_j = row_j - j good rows before it, so good record k sits
         after every reject with g_j < k: its row is k + that count. An ASOF join finds it.
         """
+        if not scalar(self.con, f"SELECT count(*) FROM {malformed}"):
+            # The usual case: every record parsed, so its ordinal is its row. No copy.
+            display_literal = exp.Literal.string(display).sql("duckdb")
+            self.con.execute(
+                f"""ALTER TABLE {ordered} RENAME COLUMN _ordinal TO source_row;
+                    ALTER TABLE {ordered} ADD COLUMN source_file VARCHAR DEFAULT {display_literal};
+                    ALTER TABLE {ordered} RENAME TO {table}"""
+            )
+            return
         self.con.execute(
             f"""
             CREATE TEMP TABLE {table} AS
@@ -213,13 +238,19 @@ class Loader:
     # Parquet -----------------------------------------------------------------------
 
     def _load_parquet(self, source: SourceFile, table: str, malformed: str) -> dict:
-        described = rows(self.con, "DESCRIBE SELECT * FROM read_parquet(?)", [str(source.path)])
-        _require_columns(source, [row[0] for row in described])
+        names = [row[0] for row in rows(self.con, "DESCRIBE SELECT * FROM read_parquet(?)", [str(source.path)])]
+        _require_columns(source, names)
+        # Read the row number under a name no file uses, then rename clashing columns.
+        columns = ", ".join(
+            exp.alias_(exp.column(name, table="f", quoted=True), _input_name(name), quoted=True).sql("duckdb")
+            for name in names
+        )
         self.con.execute(
             f"""
             CREATE TEMP TABLE {table} AS
-            SELECT * EXCLUDE (file_row_number), ? AS source_file, file_row_number + 1 AS source_row
-            FROM read_parquet(?, file_row_number = true)
+            SELECT {columns}, ? AS source_file, f.__omneo_row + 1 AS source_row
+            FROM (SELECT *, file_row_number AS __omneo_row
+                  FROM read_parquet(?, file_row_number = true)) f
             """,
             [source.display, str(source.path)],
         )
@@ -289,7 +320,7 @@ class Loader:
                    CASE WHEN json_valid(line) THEN 'the line is JSON but not an object'
                         ELSE 'the line is not valid JSON' END AS detail
             FROM {lines}
-            WHERE NOT (json_valid(line) AND json_type(line::JSON) = 'OBJECT')
+            WHERE coalesce(json_type(TRY_CAST(line AS JSON)), '') <> 'OBJECT'
             """,
             [source.display],
         )
@@ -298,12 +329,13 @@ class Loader:
             f"""
             CREATE TEMP TABLE {objects} AS
             SELECT source_row, line::JSON AS doc FROM {lines}
-            WHERE json_valid(line) AND json_type(line::JSON) = 'OBJECT'
+            WHERE json_type(TRY_CAST(line AS JSON)) = 'OBJECT'
             """
         )
         self.con.execute(f"DROP TABLE {lines}")
         keys = self._keys(objects, source.dataset)
-        _require_columns(source, keys + list(implied))
+        if keys:  # an empty list ({"data": []}) is zero rows, like a header-only CSV
+            _require_columns(source, keys + list(implied))
         nested_spec = NESTED.get(source.dataset)
         nested: dict[str, tuple[str, str]] = {}
         if nested_spec and nested_spec[0] in keys:
@@ -325,7 +357,7 @@ class Loader:
         columns = [
             exp.alias_(
                 exp.func("json_extract_string", exp.column("doc"), exp.Literal.string(_json_path(key))),
-                key,
+                _input_name(key),
                 quoted=True,
             ).sql(dialect="duckdb")
             for key in keys
@@ -389,6 +421,15 @@ class Loader:
         return [row[0] for row in rows(self.con, f"DESCRIBE {table}")]
 
 
+# Column names the pipeline itself adds. An input column with one of these names (say, a
+# validated/ file fed back in) is kept as input_<name>, so provenance stays the pipeline's.
+RESERVED = frozenset({"source_file", "source_row", "source_parent_row", "ordinality", "_ordinal", "_cast_errors"})
+
+
+def _input_name(name: str) -> str:
+    return f"input_{name}" if name in RESERVED else name
+
+
 def _json_path(key: str) -> str:
     return "$." + json.dumps(key)
 
@@ -426,6 +467,35 @@ def _csv_header(source: SourceFile) -> tuple[list[str], str]:
     if duplicates:
         raise InputError(f"{source.display}: header repeats column {duplicates[0]!r}")
     return header, delimiter
+
+
+def _blank_lines_before(path: Path, positions: list[int]) -> dict[int, int]:
+    """For each byte position, how many blank lines come before it in the (decompressed) file.
+
+    Only called for a file with malformed records. A blank line inside a quoted field is part
+    of its record, not a blank line: a position is inside quotes when an odd number of quote
+    characters precede it (an escaped quote is doubled, which keeps the parity).
+    """
+    if not positions:
+        return {}
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    blank_at: list[int] = []
+    offset, quotes, previous = 0, 0, b"\n"
+    with opener(path, "rb") as handle:
+        while chunk := handle.read(8 * 2**20):
+            joined = previous + chunk  # a blank line may straddle two chunks
+            counted = len(previous)  # quotes of `previous` were counted with the last chunk
+            for match in re.finditer(rb"\n(?=\r?\n)", joined):
+                if match.end() <= counted:
+                    continue
+                quotes += joined.count(b'"', counted, match.end())
+                counted = match.end()
+                if quotes % 2 == 0:
+                    blank_at.append(offset - len(previous) + match.end())
+            quotes += joined.count(b'"', counted)
+            offset += len(chunk)
+            previous = chunk[-1:]
+    return {p: bisect.bisect_left(blank_at, p) for p in positions}
 
 
 def _first_line(error: Exception) -> str:

@@ -69,10 +69,15 @@ class ValidateResult:
 
 
 def run(context: RunContext) -> ValidateResult:
-    """Validate every dataset found in the input folder and write validated/ and rejects/.
+    """Validate every dataset and write validated/ and rejects/ (check, then write)."""
+    return write(context, check(context))
 
-    Raises InputError before writing anything when a file cannot be read, and
-    RejectRatioExceeded after writing everything when too many rows were rejected.
+
+def check(context: RunContext) -> ValidateResult:
+    """Load and validate every dataset found in the input folder; write nothing.
+
+    Leaves the accepted rows in tables named after the datasets. Raises InputError when a
+    file cannot be read.
     """
     started = time.perf_counter()
     con = context.con
@@ -91,8 +96,15 @@ def run(context: RunContext) -> ValidateResult:
     result = ValidateResult()
     for name, dataset in DATASETS.items():
         _validate_dataset(context, dataset, loaded[name], result)
-    _write_outputs(context, result)
     result.seconds = round(time.perf_counter() - started, 3)
+    return result
+
+
+def write(context: RunContext, result: ValidateResult) -> ValidateResult:
+    """Write validated/ and rejects/, record the stage; raise RejectRatioExceeded after."""
+    started = time.perf_counter()
+    _write_outputs(context, result)
+    result.seconds = round(result.seconds + time.perf_counter() - started, 3)
     _record(context, result)
     if result.reject_ratio > context.max_reject_ratio:
         raise RejectRatioExceeded(
@@ -142,8 +154,9 @@ def _validate_dataset(
         [name],
     )
     _pandera_rejects(context, dataset, typed, rejects)
-    _duplicate_rejects(context, dataset, typed, rejects)
+    # References before keys: a row that names nothing is no rival for a later good copy.
     _reference_rejects(context, dataset, typed, rejects)
+    _duplicate_rejects(context, dataset, typed, rejects)
 
     # The accepted rows, typed, under the dataset's own name for the stages that follow.
     con.execute(
@@ -175,11 +188,27 @@ def _validate_dataset(
         )
 
 
+# Rows handed to pandera at a time: bounds polars' memory whatever the dataset's size.
+# Nothing pandera checks spans rows (keys and references are SQL over the whole dataset).
+PANDERA_CHUNK_ROWS = 1_000_000
+
+
 def _pandera_rejects(context: RunContext, dataset: Dataset, typed: str, rejects: str) -> None:
     """Run the dataset's pandera model over the typed rows; its failures become rejects."""
     con = context.con
     columns = ", ".join(exp.to_identifier(c, quoted=True).sql("duckdb") for c in dataset.columns)
-    frame = con.sql(f"SELECT {columns}, source_file, source_row FROM {typed}").pl()
+    total = db.scalar(con, f"SELECT count(*) FROM {typed}")
+    for start in range(0, total, PANDERA_CHUNK_ROWS):
+        frame = con.sql(
+            f"SELECT {columns}, source_file, source_row FROM {typed} WHERE rowid >= ? AND rowid < ?",
+            params=[start, start + PANDERA_CHUNK_ROWS],
+        ).pl()
+        _pandera_chunk(context, dataset, frame, rejects)
+    _explain_rules(context, rejects)
+
+
+def _pandera_chunk(context: RunContext, dataset: Dataset, frame: pl.DataFrame, rejects: str) -> None:
+    con = context.con
     try:
         dataset.schema.validate(frame, lazy=True)
         return
@@ -251,7 +280,6 @@ def _pandera_rejects(context: RunContext, dataset: Dataset, typed: str, rejects:
         """
     )
     con.unregister("pandera_failures")
-    _explain_rules(context, rejects)
 
 
 def _explain_rules(context: RunContext, rejects: str) -> None:
@@ -304,8 +332,6 @@ def _reference_rejects(context: RunContext, dataset: Dataset, typed: str, reject
             FROM {typed} t
             WHERE {column} IS NOT NULL
               AND {column} NOT IN (SELECT {target} FROM {reference.dataset} WHERE {target} IS NOT NULL)
-              AND NOT EXISTS (SELECT 1 FROM {rejects} r
-                              WHERE r.source_file = t.source_file AND r.source_row = t.source_row)
             """,
             [dataset.name, reference.column, reference.reason, reference.column, reference.dataset],
         )

@@ -19,7 +19,6 @@ IANA_TIMEZONES = frozenset(available_timezones())
 
 # How a text column is cast besides its dtype; read by pipeline.typing.
 JSON_OBJECT = {"format": "json_object"}
-JSON_TEXT = {"format": "json"}
 
 
 def optional(**kwargs) -> pa.Field:

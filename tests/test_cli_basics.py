@@ -1,0 +1,235 @@
+"""The command line itself: help that shows working examples, version, usage errors, config.
+
+Precedence of a setting: command line > OMNEO_BULK_<COMMAND>_<OPTION> > --config file > default.
+"""
+
+from __future__ import annotations
+
+import shlex
+from importlib.metadata import version
+
+import click
+import pytest
+
+from conftest import invoke, read_manifest, write_csv, write_file
+from pipeline.cli import main
+
+COMMANDS = sorted(main.commands)
+
+
+@pytest.fixture
+def half_rejected(input_dir):
+    """An input folder where 1 of 2 rows is rejected: 50%, above the 5% default limit."""
+    write_csv(input_dir, "profiles.csv", [["id", "timezone"], ["p1", "UTC"], ["p2", "Mars/Olympus"]])
+    return input_dir
+
+
+def write_config(tmp_path, text):
+    return write_file(tmp_path, "omneo.toml", text)
+
+
+def examples(help_text):
+    """The `omneo-bulk …` command lines of a help text, backslash continuations joined."""
+    lines, current = [], ""
+    for raw in help_text.splitlines():
+        line = raw.strip()
+        if current:
+            current += " " + line
+        elif line.startswith("omneo-bulk "):
+            current = line
+        else:
+            continue
+        if current.endswith("\\"):
+            current = current[:-1].rstrip()
+        else:
+            lines.append(current)
+            current = ""
+    return lines
+
+
+# Help and version ----------------------------------------------------------------------
+
+
+def test_help_lists_validate_and_run():
+    result = invoke(["--help"])
+
+    assert result.exit_code == 0
+    listed = result.output.split("Commands:")[1].split()
+    assert "validate" in listed
+    assert "run" in listed
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_every_help_has_an_example(command):
+    result = invoke([command, "--help"] if command else ["--help"])
+
+    assert result.exit_code == 0
+    assert "Example" in result.output
+    assert examples(result.output), result.output
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_help_examples_use_real_commands_and_options(command):
+    # Parse each example as the shell would; an unknown command or option is a UsageError.
+    result = invoke([command, "--help"] if command else ["--help"])
+    for line in examples(result.output):
+        name, *args = shlex.split(line)
+        assert name == "omneo-bulk"
+        with click.Context(main, info_name="omneo-bulk") as parent:
+            subcommand = main.get_command(parent, args[0])
+            assert subcommand is not None, line
+            subcommand.make_context(args[0], args[1:], parent=parent)
+
+
+def test_version_prints_the_installed_version():
+    result = invoke(["--version"])
+
+    assert result.exit_code == 0
+    assert version("omneo-bulk") in result.output
+
+
+# Usage errors exit 2 ---------------------------------------------------------------------
+
+
+def test_unknown_option_exits_2(input_dir, run_dir):
+    result = invoke(["validate", "--input", input_dir, "--out", run_dir, "--no-such-option"])
+
+    assert result.exit_code == 2
+    assert "--no-such-option" in result.output
+
+
+def test_missing_required_option_exits_2(input_dir):
+    result = invoke(["validate", "--input", input_dir])
+
+    assert result.exit_code == 2
+    assert "--out" in result.output
+
+
+def test_unknown_command_exits_2():
+    result = invoke(["valdiate"])
+
+    assert result.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--max-reject-ratio", "lots"),
+        ("--max-reject-ratio", "1.5"),
+        ("--naive-timezone", "Mars/Olympus"),
+        ("--as-of", "next tuesday"),
+        ("--threads", "0"),
+    ],
+)
+def test_bad_option_value_exits_2_without_traceback(input_dir, run_dir, option, value):
+    result = invoke(["validate", "--input", input_dir, "--out", run_dir, option, value])
+
+    assert result.exit_code == 2, result.output
+    assert option in result.output or value in result.output
+    assert "Traceback" not in result.output
+    assert not (run_dir / "manifest.json").exists()
+
+
+# Config file and environment ---------------------------------------------------------------
+
+
+def test_default_reject_ratio_stops_a_half_rejected_run(half_rejected, run_dir):
+    # The baseline the config tests below change.
+    result = invoke(["validate", "--input", half_rejected, "--out", run_dir])
+
+    assert result.exit_code == 1
+    assert "max-reject-ratio" in result.stderr
+
+
+def test_config_file_supplies_option_defaults(tmp_path, half_rejected, run_dir):
+    config = write_config(tmp_path, "max_reject_ratio = 1.0\n")
+
+    result = invoke(["validate", "--config", config, "--input", half_rejected, "--out", run_dir])
+
+    assert result.exit_code == 0, result.output
+    assert read_manifest(run_dir)["inputs"][0]["rejected"] == 1
+
+
+def test_config_command_table_and_dashed_keys(tmp_path, half_rejected, run_dir):
+    config = write_config(tmp_path, "[validate]\nmax-reject-ratio = 1.0\n")
+
+    result = invoke(["validate", "--input", half_rejected, "--out", run_dir, "--config", config])
+
+    assert result.exit_code == 0, result.output
+
+
+def test_config_table_of_another_command_does_not_apply(tmp_path, half_rejected, run_dir):
+    config = write_config(tmp_path, "[issue]\nmax_reject_ratio = 1.0\n")
+
+    result = invoke(["validate", "--input", half_rejected, "--out", run_dir, "--config", config])
+
+    assert result.exit_code == 1
+
+
+def test_command_line_overrides_config(tmp_path, half_rejected, run_dir):
+    config = write_config(tmp_path, "max_reject_ratio = 1.0\n")
+
+    result = invoke(["validate", "--config", config, "--input", half_rejected, "--out", run_dir,
+                     "--max-reject-ratio", "0.1"])
+
+    assert result.exit_code == 1
+
+
+def test_environment_overrides_config(tmp_path, half_rejected, run_dir):
+    config = write_config(tmp_path, "max_reject_ratio = 1.0\n")
+
+    result = invoke(["validate", "--config", config, "--input", half_rejected, "--out", run_dir],
+                    env={"OMNEO_BULK_VALIDATE_MAX_REJECT_RATIO": "0.1"})
+
+    assert result.exit_code == 1
+
+
+def test_environment_supplies_option(half_rejected, run_dir):
+    result = invoke(["validate", "--input", half_rejected, "--out", run_dir],
+                    env={"OMNEO_BULK_VALIDATE_MAX_REJECT_RATIO": "1"})
+
+    assert result.exit_code == 0, result.output
+
+
+def test_command_line_overrides_environment(half_rejected, run_dir):
+    result = invoke(["validate", "--input", half_rejected, "--out", run_dir, "--max-reject-ratio", "0.1"],
+                    env={"OMNEO_BULK_VALIDATE_MAX_REJECT_RATIO": "1"})
+
+    assert result.exit_code == 1
+
+
+def test_unknown_config_key_exits_2_naming_it(tmp_path, half_rejected, run_dir):
+    config = write_config(tmp_path, "max_reject_ratio = 1.0\nmax_rejected_ratoi = 0.5\n")
+
+    result = invoke(["validate", "--config", config, "--input", half_rejected, "--out", run_dir])
+
+    assert result.exit_code == 2
+    assert "max_rejected_ratoi" in result.output
+    assert not (run_dir / "manifest.json").exists()
+
+
+def test_config_that_is_not_toml_exits_2(tmp_path, half_rejected, run_dir):
+    config = write_config(tmp_path, "max_reject_ratio = = 1\n")
+
+    result = invoke(["validate", "--config", config, "--input", half_rejected, "--out", run_dir])
+
+    assert result.exit_code == 2
+    assert "omneo.toml" in result.output
+
+
+def test_missing_config_file_exits_2(tmp_path, half_rejected, run_dir):
+    result = invoke(["validate", "--config", tmp_path / "absent.toml", "--input", half_rejected, "--out", run_dir])
+
+    assert result.exit_code == 2
+    assert "absent.toml" in result.output
+
+
+def test_config_supplies_input_and_out_by_their_option_names(tmp_path, half_rejected, run_dir):
+    config = write_config(
+        tmp_path, f"input = {str(half_rejected)!r}\nout = {str(run_dir)!r}\nmax_reject_ratio = 1.0\n"
+    )
+
+    result = invoke(["validate", "--config", config])
+
+    assert result.exit_code == 0, result.output
+    assert (run_dir / "manifest.json").exists()

@@ -1,0 +1,155 @@
+"""A file that cannot be read at all stops the run: exit 1, one line naming the file.
+
+No traceback unless --debug, and no manifest for a run that validated nothing.
+"""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import Result
+
+from conftest import validate, write_file
+
+
+def assert_unreadable(result: Result, run_dir: Path, names: str, fault: str) -> None:
+    """Exit 1; stderr's first line is `error: …` naming the file and the fault; no traceback."""
+    assert result.exit_code == 1, result.output
+    first = result.stderr.strip().splitlines()[0]
+    assert first.startswith("error: "), result.stderr
+    assert names in first, first
+    assert fault.lower() in first.lower(), first
+    assert "Traceback" not in result.output
+    assert not (run_dir / "manifest.json").exists()
+
+
+def test_missing_required_column_names_file_and_column(input_dir, run_dir):
+    write_file(input_dir, "profiles.csv", "email,first_name\na@example.com,Ann\n")
+
+    result = validate(input_dir, run_dir)
+
+    assert_unreadable(result, run_dir, "profiles.csv", "missing required column")
+    assert "'id'" in result.stderr
+
+
+def test_binary_file_named_csv(input_dir, run_dir):
+    write_file(input_dir, "profiles.csv", b"id\n\x00\x01\x02\xff\xfe binary \x00\n")
+
+    result = validate(input_dir, run_dir)
+
+    assert_unreadable(result, run_dir, "profiles.csv", "binary")
+
+
+def test_latin1_file_is_not_utf8(input_dir, run_dir):
+    write_file(input_dir, "profiles.csv", "id,first_name\np1,José\n".encode("latin-1"))
+
+    result = validate(input_dir, run_dir)
+
+    assert_unreadable(result, run_dir, "profiles.csv", "UTF-8")
+
+
+def test_truncated_gzip(input_dir, run_dir):
+    whole = gzip.compress(b"id,first_name\np1,Ann\np2,Bob\n")
+    write_file(input_dir, "profiles.csv.gz", whole[: len(whole) // 2])
+
+    result = validate(input_dir, run_dir)
+
+    assert_unreadable(result, run_dir, "profiles.csv.gz", "gzip")
+
+
+def test_gz_suffix_on_plain_text(input_dir, run_dir):
+    write_file(input_dir, "profiles.csv.gz", "id\np1\n")
+
+    result = validate(input_dir, run_dir)
+
+    assert_unreadable(result, run_dir, "profiles.csv.gz", "gzip")
+
+
+def test_json_object_that_is_not_a_list(input_dir, run_dir):
+    write_file(input_dir, "profiles.json", '{"foo": 1}')
+
+    result = validate(input_dir, run_dir)
+
+    assert_unreadable(result, run_dir, "profiles.json", "not a list")
+
+
+def test_json_string_document_is_not_a_list(input_dir, run_dir):
+    write_file(input_dir, "profiles.json", '"just a string"')
+
+    result = validate(input_dir, run_dir)
+
+    assert_unreadable(result, run_dir, "profiles.json", "not a list")
+
+
+def test_invalid_json_document(input_dir, run_dir):
+    write_file(input_dir, "profiles.json", '{"data": [{"id": "p1"},')
+
+    result = validate(input_dir, run_dir)
+
+    assert_unreadable(result, run_dir, "profiles.json", "profiles.json")
+    assert any(word in result.stderr.lower() for word in ("malformed", "invalid json", "not valid json"))
+
+
+def test_dataset_folder_without_data_files(input_dir, run_dir):
+    write_file(input_dir, "profiles/README.txt", "parts go here\n")
+
+    result = validate(input_dir, run_dir)
+
+    assert_unreadable(result, run_dir, "profiles/", "no data files")
+
+
+def test_input_folder_that_does_not_exist(tmp_path, run_dir):
+    missing = tmp_path / "no-such-folder"
+
+    result = validate(missing, run_dir)
+
+    assert_unreadable(result, run_dir, str(missing), "does not exist")
+
+
+def test_empty_csv_file(input_dir, run_dir):
+    write_file(input_dir, "profiles.csv", b"")
+
+    result = validate(input_dir, run_dir)
+
+    assert_unreadable(result, run_dir, "profiles.csv", "empty")
+
+
+def test_unreadable_file_writes_no_outputs(input_dir, run_dir):
+    # The good file is read first; the bad one must still stop the run before any output.
+    write_file(input_dir, "benefit_definitions.csv", "id,handle,name\n1,h,Name\n")
+    write_file(input_dir, "profiles.csv", "email\na@example.com\n")
+
+    result = validate(input_dir, run_dir)
+
+    assert result.exit_code == 1
+    assert not (run_dir / "validated").exists()
+    assert not (run_dir / "rejects").exists()
+
+
+def test_debug_shows_the_traceback(input_dir, run_dir):
+    write_file(input_dir, "profiles.csv", "email\na@example.com\n")
+    command = [sys.executable, "-m", "pipeline.cli", "validate",
+               "--input", str(input_dir), "--out", str(run_dir), "--debug"]
+
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+    assert completed.returncode != 0
+    assert "Traceback" in completed.stderr
+    assert "profiles.csv" in completed.stderr
+
+
+def test_without_debug_the_same_fault_is_one_line(input_dir, run_dir):
+    write_file(input_dir, "profiles.csv", "email\na@example.com\n")
+    command = [sys.executable, "-m", "pipeline.cli", "validate",
+               "--input", str(input_dir), "--out", str(run_dir)]
+
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+    assert completed.returncode == 1
+    assert "Traceback" not in completed.stderr
+    lines = [line for line in completed.stderr.splitlines() if not line.startswith("hint: ")]
+    assert lines == [line for line in lines if line.startswith("error: profiles.csv: ")]
+    assert len(lines) == 1
