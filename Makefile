@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## Create .venv and install the package with its test tools
 
 run: $(STAMP) ## Run the whole pipeline on sample_data/ into runs/sample/
-	$(BIN)/omneo-bulk run --input sample_data --out runs/sample --as-of "$(AS_OF)"
+	$(BIN)/omneo-bulk run --input sample_data --campaigns sample_data/campaigns.toml --out runs/sample --as-of "$(AS_OF)"
 
 test: $(STAMP) ## Run the test suite
 	$(BIN)/python -m pytest

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from pipeline import __version__, validate
+from pipeline import __version__, campaigns, issuance, validate
 from pipeline.context import RunContext, parse_as_of
 from pipeline.errors import ConfigError, PipelineError
 
@@ -36,12 +36,21 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise click.BadParameter(f"{path}: not valid TOML ({error})", ctx=ctx, param=_param) from None
     command = ctx.command.name
-    defaults = {k.replace("-", "_"): v for k, v in data.items() if not isinstance(v, dict)}
-    defaults.update({k.replace("-", "_"): v for k, v in data.get(command, {}).items()})
-    known = {p.name for p in ctx.command.params}
-    unknown = sorted(set(defaults) - known - {"campaigns"})
-    if unknown:
-        raise click.BadParameter(f"{path}: unknown setting {unknown[0]!r} for {command}", ctx=ctx, param=_param)
+    settings = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    settings.update(data.get(command, {}))
+    # A setting is named like its option (`input`, `max-reject-ratio` or `max_reject_ratio`).
+    names = {
+        opt.lstrip("-").replace("-", "_"): p.name
+        for p in ctx.command.params
+        for opt in getattr(p, "opts", [])
+        if opt.startswith("--")
+    }
+    defaults = {}
+    for key, value in settings.items():
+        name = names.get(key.replace("-", "_"))
+        if name is None:
+            raise click.BadParameter(f"{path}: unknown setting {key!r} for {command}", ctx=ctx, param=_param)
+        defaults[name] = value
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return value
 
@@ -120,14 +129,17 @@ def main() -> None:
     """
 
 
-def _validate(context: RunContext) -> validate.ValidateResult:
+def _validate(context: RunContext, before_writing: Callable[[], object] = lambda: None):
+    """Validate, run `before_writing` (campaign checks), then write; manifest even on rejects."""
+    checked = validate.check(context)
+    prepared = before_writing()
     try:
-        result = validate.run(context)
+        validate.write(context, checked)
     finally:
         # A run that stopped before validating anything has no manifest to show.
         if context.stages:
             context.write_manifest()
-    return result
+    return checked, prepared
 
 
 @main.command("validate")
@@ -142,7 +154,7 @@ def validate_command(**options) -> None:
     """
     context = _context(options)
     try:
-        result = _validate(context)
+        result, _ = _validate(context)
     finally:
         context.close()
     _echo_validation(result, context)
@@ -157,22 +169,88 @@ def _echo_validation(result: validate.ValidateResult, context: RunContext) -> No
     click.echo(f"wrote {context.out_dir / 'manifest.json'}")
 
 
-@main.command("run")
+def issue_options(command: Callable) -> Callable:
+    """Options of the issue stage (issue and run)."""
+    options = [
+        click.option("--campaigns", "campaigns_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
+                     help="TOML file of [[campaigns]]."),
+        click.option("--state", "state_dir", type=click.Path(file_okay=False, path_type=Path),
+                     help="Issuance state folder [default: .omneo-bulk/ beside the run folder]."),
+        click.option("--batch-size", type=click.IntRange(1, 500), default=500, show_default=True,
+                     help="Benefits per batch call (Omneo's cap is 500)."),
+        click.option("--lines-per-file", type=click.IntRange(min=1), default=1000, show_default=True,
+                     help="API calls per payload file."),
+        click.option("--single", is_flag=True, help="One POST /api/v3/benefits call per benefit instead of batches."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _issue_options(options: dict) -> issuance.Options:
+    return issuance.Options(
+        campaigns=campaigns.load(options["campaigns_file"]),
+        state_dir=options["state_dir"] or options["out_dir"].resolve().parent / ".omneo-bulk",
+        batch_size=options["batch_size"],
+        lines_per_file=options["lines_per_file"],
+        single=options["single"],
+    )
+
+
+def _echo_issuance(result: issuance.IssueResult) -> None:
+    for campaign in result.campaigns:
+        skipped = sum(campaign["skipped"].values())
+        click.echo(
+            f"{campaign['campaign_id']:<28} {campaign['considered']:>9} considered "
+            f"{campaign['issued']:>9} issued {skipped:>9} skipped"
+        )
+    click.echo(f"{result.issued} benefits in {len(result.payload_files)} payload file(s)")
+
+
+@main.command("issue")
 @input_options
+@issue_options
 @reports_errors
-def run_command(**options) -> None:
-    """Run every stage on --input into --out (so far: validate).
+def issue_command(**options) -> None:
+    """Validate --input, plan tonight's campaigns, and write the benefit payloads.
 
     \b
     Example:
-      omneo-bulk run --input sample_data --out runs/sample
+      omneo-bulk issue --input sample_data --campaigns sample_data/campaigns.toml \\
+          --out runs/tonight --as-of "2026-11-22 09:00:00"
     """
+    stage_options = _issue_options(options)  # a bad campaigns file stops before any output
     context = _context(options)
     try:
-        result = _validate(context)
+        _, prepared = _validate(context, lambda: issuance.prepare(context, stage_options))
+        result = issuance.run(context, stage_options, prepared)
+        context.write_manifest()
     finally:
         context.close()
-    _echo_validation(result, context)
+    _echo_issuance(result)
+
+
+@main.command("run")
+@input_options
+@issue_options
+@reports_errors
+def run_command(**options) -> None:
+    """Run every stage on --input into --out: validate, then issue.
+
+    \b
+    Example:
+      omneo-bulk run --input sample_data --campaigns sample_data/campaigns.toml --out runs/sample
+    """
+    stage_options = _issue_options(options)
+    context = _context(options)
+    try:
+        validated, prepared = _validate(context, lambda: issuance.prepare(context, stage_options))
+        _echo_validation(validated, context)
+        result = issuance.run(context, stage_options, prepared)
+        context.write_manifest()
+    finally:
+        context.close()
+    _echo_issuance(result)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,248 @@
+"""The issue stage: which profiles get which benefit tonight, and the calls that issue them.
+
+Campaigns run in file order, each one set-wise SQL over every profile (`plan_campaign.sql`);
+the plan, the batched payloads and the issuance state are written only when all succeed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlglot import exp
+
+from pipeline import db, payloads, state
+from pipeline.campaigns import Campaign
+from pipeline.context import RunContext
+from pipeline.errors import CampaignError, RuleError
+from pipeline.jsonlogic import Variables, compile_condition
+
+PLAN_COLUMNS = (
+    "campaign_id, profile_id, definition_id, definition_handle, decision, reason, issued_at_local, "
+    "issued_at_utc, timezone, expires_at_local, expires_at_utc, external_id"
+)
+PLAN_DDL = """(
+    campaign_id VARCHAR, profile_id VARCHAR, definition_id BIGINT, definition_handle VARCHAR,
+    decision VARCHAR, reason VARCHAR, issued_at_local TIMESTAMP, issued_at_utc TIMESTAMPTZ,
+    timezone VARCHAR, expires_at_local TIMESTAMP, expires_at_utc TIMESTAMPTZ, external_id VARCHAR,
+    campaign_position INTEGER)"""
+SKIP_REASONS = (
+    "definition_not_issuable",
+    "profile_inactive",
+    "already_issued_this_cycle",
+    "duplicate_in_run",
+    "holds_active",
+    "not_reclaimable",
+    "allocation_exhausted",
+)
+# Profile-context columns a rule or priority may not use: bookkeeping, not profile data.
+HIDDEN = {"source_file", "source_row"}
+
+
+@dataclass
+class IssueResult:
+    """Counts per campaign, the payload files written, and the time taken."""
+
+    campaigns: list[dict] = field(default_factory=list)
+    issued: int = 0
+    payload_files: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Options:
+    """The issue command's own options."""
+
+    campaigns: list[Campaign]
+    state_dir: Path
+    batch_size: int = 500
+    lines_per_file: int = 1000
+    single: bool = False
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Campaigns checked against the accepted definitions, their rules compiled to SQL."""
+
+    definitions: dict[str, dict]
+    rules: list[tuple[str, str, str]]  # (audience, claim condition, priority) per campaign
+
+
+def prepare(context: RunContext, options: Options) -> Prepared:
+    """Resolve every campaign's definition and compile its rules; raise CampaignError.
+
+    Runs before any output is written, so a bad campaign leaves nothing behind.
+    """
+    con = context.con
+    definitions = _resolve_definitions(context, options.campaigns)
+    con.execute("CREATE OR REPLACE TABLE profile_context AS " + db.sql_text("profile_context"),
+                {"as_of": context.as_of, "default_timezone": context.default_timezone})
+    columns = {
+        name: kind
+        for name, kind, *_ in db.rows(con, "DESCRIBE profile_context")
+        if name not in HIDDEN
+    }
+    variables = Variables.from_columns(columns, json_columns=["attributes"])
+    rules = [_compile(c, definitions[c.id], variables, columns) for c in options.campaigns]
+    return Prepared(definitions, rules)
+
+
+def run(context: RunContext, options: Options, prepared: Prepared) -> IssueResult:
+    """Plan every campaign, then write plan, payloads and state. Needs validated tables."""
+    started = time.perf_counter()
+    con = context.con
+    definitions = prepared.definitions
+    state.load(con, options.state_dir)
+    con.execute("CREATE OR REPLACE TABLE holdings AS " + db.sql_text("holdings"))
+    con.execute(f"CREATE OR REPLACE TABLE plan {PLAN_DDL}")
+    result = IssueResult()
+    for campaign, (audience, condition, priority) in zip(options.campaigns, prepared.rules):
+        result.campaigns.append(
+            _plan_campaign(context, campaign, definitions[campaign.id], audience, condition, priority)
+        )
+    result.issued = sum(c["issued"] for c in result.campaigns)
+
+    context.copy_parquet(
+        f"SELECT {PLAN_COLUMNS} FROM plan ORDER BY campaign_position, profile_id", "issuance/plan.parquet"
+    )
+    result.payload_files = payloads.write_benefits(
+        context, batch_size=options.batch_size, lines_per_file=options.lines_per_file, single=options.single
+    )
+    # Last: once the state says a benefit was emitted, a rerun will never emit it again.
+    state.record(con, options.state_dir, context.run_id)
+    result.seconds = round(time.perf_counter() - started, 3)
+    context.stages["issue"] = {
+        "seconds": result.seconds,
+        "issued": result.issued,
+        "campaigns": result.campaigns,
+        "payload_files": len(result.payload_files),
+    }
+    return result
+
+
+def _resolve_definitions(context: RunContext, campaigns: list[Campaign]) -> dict[str, dict]:
+    """Each campaign's accepted definition, by handle or numeric id; unknown stops the run."""
+    rows = db.rows(
+        context.con,
+        "SELECT id, handle, claim_condition, total_allocations_remaining FROM benefit_definitions",
+    )
+    by_handle = {row[1]: row for row in rows}
+    by_id = {str(row[0]): row for row in rows}
+    resolved = {}
+    for campaign in campaigns:
+        row = by_handle.get(campaign.definition) or by_id.get(campaign.definition)
+        if row is None:
+            known = ", ".join(sorted(by_handle)[:12]) or "none"
+            raise CampaignError(
+                f"campaign {campaign.id!r}: unknown definition {campaign.definition!r} "
+                f"(no accepted benefit definition has that handle or id; accepted handles: {known})"
+            )
+        resolved[campaign.id] = {
+            "id": row[0], "handle": row[1], "claim_condition": row[2], "allocations_remaining": row[3]
+        }
+    return resolved
+
+
+def _compile(
+    campaign: Campaign, definition: dict, variables: Variables, columns: dict[str, str]
+) -> tuple[str, str, str]:
+    """The campaign's audience and the definition's claim condition as SQL, and its priority."""
+    try:
+        audience = compile_condition(campaign.audience, variables) if campaign.audience is not None else "true"
+    except RuleError as error:
+        raise CampaignError(f"campaign {campaign.id!r}: audience: {error}") from None
+    try:
+        condition = (
+            compile_condition(definition["claim_condition"], variables)
+            if definition["claim_condition"]
+            else "true"
+        )
+    except RuleError as error:
+        raise CampaignError(
+            f"campaign {campaign.id!r}: claim_condition of {definition['handle']!r}: {error}"
+        ) from None
+    if campaign.priority_column not in columns:
+        raise CampaignError(
+            f"campaign {campaign.id!r}: priority {campaign.priority!r} is not a profile variable "
+            "(e.g. joined_at, -aggregations.spend_12m)"
+        )
+    return audience, condition, _identifier(campaign.priority_column)
+
+
+def _plan_campaign(
+    context: RunContext, campaign: Campaign, definition: dict, audience: str, condition: str, priority: str
+) -> dict:
+    con = context.con
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE candidates AS
+        SELECT id AS profile_id, ({audience}) AS in_audience, ({condition}) AS condition_ok,
+               {priority} AS priority_value
+        FROM profile_context
+        """
+    )
+    cap = _cap(context, campaign, definition)
+    con.execute(
+        "INSERT INTO plan " + db.sql_text("plan_campaign"),
+        {
+            "definition_id": definition["id"],
+            "campaign_id": campaign.id,
+            "cycle": campaign.cycle,
+            "campaign_timezone": campaign.timezone,
+            "default_timezone": context.default_timezone,
+            "issued_at_local": campaign.issued_at,
+            "as_of": context.as_of,
+            "descending": campaign.descending,
+            "cap": cap,
+            "position": campaign.position,
+        },
+    )
+    audience_counts = db.rows(
+        con,
+        """SELECT count(*) FILTER (WHERE NOT in_audience),
+                  count(*) FILTER (WHERE in_audience AND NOT condition_ok)
+           FROM candidates""",
+    )[0]
+    decided = dict(
+        db.rows(
+            con,
+            "SELECT coalesce(reason, 'issued'), count(*) FROM plan WHERE campaign_id = ? GROUP BY ALL",
+            [campaign.id],
+        )
+    )
+    issued = decided.get("issued", 0)
+    return {
+        "campaign_id": campaign.id,
+        "definition": definition["handle"],
+        "not_in_audience": audience_counts[0],
+        "condition_false": audience_counts[1],
+        "considered": sum(decided.values()),
+        "issued": issued,
+        "skipped": {reason: decided.get(reason, 0) for reason in SKIP_REASONS},
+        "allocation": {"cap": cap, "used": issued},
+    }
+
+
+def _cap(context: RunContext, campaign: Campaign, definition: dict) -> int | None:
+    """How many this campaign may issue: the campaign's limit and what the definition has left.
+
+    What is left is the export's `total_allocations_remaining`, less instances this project
+    issued that the export does not show yet, less what earlier campaigns of this run issue.
+    """
+    caps = []
+    if campaign.limit is not None:
+        caps.append(campaign.limit)
+    if definition["allocations_remaining"] is not None:
+        spent = db.scalar(
+            context.con,
+            """SELECT (SELECT count(*) FROM holdings WHERE pending AND definition_id = $d)
+                    + (SELECT count(*) FROM plan WHERE decision = 'issue' AND definition_id = $d)""",
+            {"d": definition["id"]},
+        )
+        caps.append(max(0, definition["allocations_remaining"] - spent))
+    return min(caps) if caps else None
+
+
+def _identifier(name: str) -> str:
+    return exp.to_identifier(name, quoted=True).sql("duckdb")

@@ -1,0 +1,58 @@
+"""API-ready payload files: one JSON call per line, at most --lines-per-file lines a file.
+
+Lines are built and written by DuckDB (`COPY … (FORMAT json)` writes one object per row);
+order and idempotency keys depend only on the inputs, so a rerun is byte-identical.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from pipeline import db
+from pipeline.context import RunContext
+from pipeline.files import atomic_path
+
+BATCH_PATH = "/api/v3/benefits/batch.json"
+SINGLE_PATH = "/api/v3/benefits"
+
+
+def write_benefits(context: RunContext, *, batch_size: int, lines_per_file: int, single: bool) -> list[str]:
+    """Write payloads/benefits/ from the plan's `issue` rows; return the files written."""
+    con = context.con
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE benefit_calls AS " + db.sql_text("benefit_calls"),
+        {"per_call": 1 if single else batch_size},
+    )
+    # POST /benefits takes one benefit as its body; the batch endpoint a list of them.
+    body = "benefits[1]" if single else "struct_pack(benefits := benefits)"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE benefit_payloads AS
+            SELECT line_no, 'POST' AS method, ? AS path, idempotency_key, {body} AS body
+            FROM benefit_calls""",
+        [SINGLE_PATH if single else BATCH_PATH],
+    )
+    return write_lines(context, "benefits", "benefit_payloads", lines_per_file)
+
+
+def write_lines(context: RunContext, kind: str, table: str, lines_per_file: int) -> list[str]:
+    """Write table's calls (ordered by line_no) to payloads/<kind>/part-NNNNN.ndjson."""
+    folder = context.out_dir / "payloads" / kind
+    # Parts of an earlier run into this folder would be mistaken for tonight's calls.
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    lines = db.scalar(context.con, f"SELECT count(*) FROM {table}")
+    written = []
+    for part in range(-(-lines // lines_per_file)):
+        relative = f"payloads/{kind}/part-{part:05d}.ndjson"
+        with atomic_path(context.out_dir / relative) as temporary:
+            target = str(temporary).replace("'", "''")
+            context.con.execute(
+                f"""COPY (SELECT method, path, idempotency_key, body FROM {table}
+                          WHERE line_no > ? AND line_no <= ? ORDER BY line_no)
+                    TO '{target}' (FORMAT json)""",
+                [part * lines_per_file, (part + 1) * lines_per_file],
+            )
+        context.record_output(relative, min(lines_per_file, lines - part * lines_per_file))
+        written.append(relative)
+    return written

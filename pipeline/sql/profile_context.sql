@@ -1,0 +1,48 @@
+-- One row per accepted profile: every variable a JsonLogic rule can read about it (SPEC §3).
+-- Dotted names ("tier.handle", "aggregations.spend_12m") are column names, quoted, so the
+-- rule compiler maps a `var` path straight onto a column.
+-- $as_of: the run's instant (UTC); $default_timezone: for profiles that name none.
+WITH spend AS (
+    -- Completed POS sales up to as_of; a benefit usage row of the same sale is not spend.
+    SELECT profile_id,
+           sum(total)                                                AS spend_all,
+           sum(total) FILTER (WHERE transacted_at > $as_of - INTERVAL 12 MONTH) AS spend_12m,
+           count(DISTINCT external_id) FILTER (WHERE transacted_at > $as_of - INTERVAL 12 MONTH) AS shops_12m,
+           count(DISTINCT external_id)                               AS shop_count
+    FROM (
+        SELECT DISTINCT ON (external_id) external_id, profile_id, total, transacted_at
+        FROM transactions
+        WHERE coalesce(status, 'completed') = 'completed'
+          AND transacted_at <= $as_of
+          AND profile_id IS NOT NULL
+        ORDER BY external_id, total DESC NULLS LAST
+    )
+    GROUP BY profile_id
+), local AS (
+    SELECT p.*,
+           -- The profile's own calendar date at as_of: birthdays and tenure are local.
+           CAST(timezone(coalesce(p.timezone, $default_timezone), $as_of) AS DATE) AS local_today
+    FROM profiles p
+)
+SELECT
+    l.* EXCLUDE (local_today),
+    l.tier_handle                                    AS "tier.handle",
+    array_to_string(coalesce(l.tags, []), ',')       AS flattened_tags,
+    array_to_string(coalesce(l.statuses, []), ',')   AS flattened_statuses,
+    coalesce(s.spend_all, 0)                         AS "aggregations.spend_all",
+    coalesce(s.spend_12m, 0)                         AS "aggregations.spend_12m",
+    -- Average transaction value over the last 12 months; 0 with no sale.
+    CASE WHEN coalesce(s.shops_12m, 0) = 0 THEN 0 ELSE s.spend_12m / s.shops_12m END
+                                                     AS "aggregations.spend_atv_12m",
+    coalesce(s.shop_count, 0)                        AS "aggregations.shop_count",
+    -- Whole years at as_of; a missing month or day counts as 1 January.
+    CASE WHEN l.birth_year IS NOT NULL THEN
+        year(l.local_today) - l.birth_year
+        - CASE WHEN (month(l.local_today), day(l.local_today))
+                    < (coalesce(l.birth_month, 1), coalesce(l.birth_day, 1)) THEN 1 ELSE 0 END
+    END                                              AS age,
+    CASE WHEN l.joined_at IS NOT NULL THEN
+        date_diff('day', CAST(timezone(coalesce(l.timezone, $default_timezone), l.joined_at) AS DATE), l.local_today)
+    END                                              AS days_since_joined
+FROM local l
+LEFT JOIN spend s ON s.profile_id = l.id
