@@ -1,10 +1,10 @@
 """Compile JsonLogic rules into DuckDB SQL expressions so one query evaluates a rule for every row.
 Also checks rules (operators, arity) and evaluates one rule over one JSON datum through the same SQL.
-
-Semantics follow json-logic-js, the reference implementation behind the official test suite; see
-docs/jsonlogic.md for the type model and the known deviations. SQL is built as a sqlglot AST: rule
-text only ever becomes quoted identifiers or literals, never SQL syntax.
 """
+
+# Semantics follow json-logic-js, the reference implementation behind the official test suite;
+# docs/jsonlogic.md describes the type model and the known deviations. SQL is built as a sqlglot
+# AST: rule text only ever becomes quoted identifiers or literals, never SQL syntax.
 
 from __future__ import annotations
 
@@ -284,11 +284,12 @@ def _is_simple(e: exp.Expression) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def _classify(dtype: exp.DataType, column: exp.Expression) -> V:
+def _classify(dtype: exp.DataType, column: exp.Expression) -> V | None:
+    """How a column of this DuckDB type is read as a JsonLogic value; None if it cannot be."""
     T = exp.DataType.Type
     if dtype.this == T.BOOLEAN:
         return V(column, t_bool(null=True))
-    if dtype.this in exp.DataType.INTEGER_TYPES:
+    if dtype.this in exp.DataType.INTEGER_TYPES and dtype.this != T.BIT:
         return V(column, t_num(null=True, integral=True))
     if dtype.this in exp.DataType.REAL_TYPES or dtype.this == T.DECIMAL:
         # A FLOAT/DOUBLE column may hold NaN; guard comparisons like any computed number.
@@ -299,13 +300,14 @@ def _classify(dtype: exp.DataType, column: exp.Expression) -> V:
         return V(column, t_json())
     if dtype.this == T.ARRAY and dtype.expressions:
         elem = _classify(dtype.expressions[0], exp.column("_"))
-        if elem.ty.rep in ("bool", "num", "str", "json"):
+        # Only element types SQL can use as they are; others go through to_json below.
+        if elem is not None and elem.sql == exp.column("_") and elem.ty.rep in ("bool", "num", "str", "json"):
             return V(column, t_list(elem.ty.with_null(True), null=True))
-    if dtype.this in exp.DataType.TEMPORAL_TYPES or dtype.this in (T.UUID, T.ENUM):
+    if dtype.this in exp.DataType.TEMPORAL_TYPES or dtype.this in (T.UUID, T.ENUM, T.INTERVAL, T.BIT):
         return V(cast(column, "VARCHAR"), t_str(null=True))
-    if dtype.this in (T.STRUCT, T.MAP, T.ARRAY, T.LIST):
+    if dtype.this in (T.STRUCT, T.MAP, T.ARRAY, T.LIST, T.UNION):
         return V(fn("to_json", column), t_json())
-    raise ValueError(f"unsupported DuckDB type {dtype.sql(DIALECT)} for a JsonLogic variable")
+    return None
 
 
 class Variables:
@@ -340,7 +342,10 @@ class Variables:
         resolved: dict[str, V] = {}
         for path, type_text in columns.items():
             ref = exp.column(aliases.get(path, path), table=table, quoted=True)
-            resolved[path] = _classify(_data_type(type_text), ref)
+            value = _classify(_data_type(type_text), ref)
+            if value is None:
+                raise ValueError(f"unsupported DuckDB type {type_text} for JsonLogic variable {json.dumps(path)}")
+            resolved[path] = value
         for path in json_columns:
             ref = exp.column(aliases.get(path, path), table=table, quoted=True)
             resolved[path] = V(cast(ref, "JSON"), t_json())
@@ -1623,7 +1628,11 @@ def compile_rule(rule: Any, variables: Variables) -> str:
 
 
 def compile_json(rule: Any, variables: Variables) -> str:
-    """SQL expression of DuckDB type JSON holding the rule's value (NaN/Infinity become null)."""
+    """SQL expression of DuckDB type JSON holding the rule's value.
+
+    Non-finite numbers are written as DuckDB's NaN/Infinity/-Infinity JSON tokens (DuckDB and
+    Python's json module read them; strict JSON parsers do not).
+    """
     return _json_ast(rule, variables).sql(dialect=DIALECT)
 
 
@@ -1653,7 +1662,8 @@ def _connection() -> duckdb.DuckDBPyConnection:
 def evaluate(rule: Any, data: Any = None, connection: duckdb.DuckDBPyConnection | None = None) -> Any:
     """Run one rule over one JSON datum through the compiled SQL and return plain JSON values.
 
-    `rule` is JSON text (str/bytes) or a parsed rule; `data` is any JSON-serialisable value.
+    `rule` is JSON text (str/bytes) or a parsed rule; `data` is any JSON-serialisable value. The
+    datum is bound as a query parameter. Integral numbers come back as int, NaN as float("nan").
     """
     value_sql = _json_ast(rule, Variables.for_datum(_DATUM))
     datum = exp.select(exp.alias_(cast(exp.Placeholder(), "JSON"), _DATUM, quoted=True))
