@@ -102,12 +102,15 @@ def typed_select(
     for name, column in dataset.schema.columns.items():
         target = duckdb_type(column.dtype.type)
         fmt = (column.metadata or {}).get("format")
+        default = (column.metadata or {}).get("default")
+        fill = exp.cast(exp.null() if default is None else exp.Literal.number(default), target)
         if name not in raw_columns:
-            projections.append(exp.alias_(exp.cast(exp.null(), target), name, quoted=True))
+            projections.append(exp.alias_(fill, name, quoted=True))
             continue
         source = exp.column(name, quoted=True)
         typed = _conversion(source, raw_columns[name], target, fmt, naive_timezone)
-        projections.append(exp.alias_(typed, name, quoted=True))
+        value = typed if default is None else exp.func("coalesce", typed.copy(), fill)
+        projections.append(exp.alias_(value, name, quoted=True))
         if typed is not source:
             failures.append(
                 _parse(

@@ -6,6 +6,7 @@ the plan, the batched payloads and the issuance state are written only when all 
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,13 +77,16 @@ def prepare(context: RunContext, options: Options) -> Prepared:
     """
     con = context.con
     definitions = _resolve_definitions(context, options.campaigns)
-    con.execute("CREATE OR REPLACE TABLE profile_context AS " + db.sql_text("profile_context"),
-                {"as_of": context.as_of, "default_timezone": context.default_timezone})
-    columns = {
-        name: kind
-        for name, kind, *_ in db.rows(con, "DESCRIBE profile_context")
-        if name not in HIDDEN
-    }
+    context_sql = db.sql_text("profile_context")
+    params = {"as_of": context.as_of, "default_timezone": context.default_timezone}
+    available = [name for name, *_ in db.rows(con, f"DESCRIBE {context_sql}", params) if name not in HIDDEN]
+    # Materialise only what the rules and priorities read: DuckDB then skips the rest of the
+    # context query (a full copy of every profile column costs seconds at 10M profiles).
+    rule_texts = [c.audience for c in options.campaigns] + [d["claim_condition"] for d in definitions.values()]
+    needed = _columns_read(rule_texts, [c.priority_column for c in options.campaigns], available)
+    selected = ", ".join(_identifier(name) for name in needed)
+    con.execute(f"CREATE OR REPLACE TABLE profile_context AS SELECT {selected} FROM ({context_sql})", params)
+    columns = {name: kind for name, kind, *_ in db.rows(con, "DESCRIBE profile_context")}
     variables = Variables.from_columns(columns, json_columns=["attributes"])
     rules = [_compile(c, definitions[c.id], variables, columns) for c in options.campaigns]
     return Prepared(definitions, rules)
@@ -242,6 +246,59 @@ def _cap(context: RunContext, campaign: Campaign, definition: dict) -> int | Non
         )
         caps.append(max(0, definition["allocations_remaining"] - spent))
     return min(caps) if caps else None
+
+
+# Columns the plan itself reads, whatever the rules say.
+PLAN_NEEDS = ("id", "profile_type", "timezone")
+
+
+def _columns_read(rules: list, priorities: list[str], available: list[str]) -> list[str]:
+    """The context columns the rules' `var`/`missing` paths and the priorities can reach.
+
+    A path whose name is computed at run time could read anything: then every column.
+    """
+    paths: set[str] = set(priorities)
+    for rule in rules:
+        if rule is None or rule == "":
+            continue
+        found = _var_paths(json.loads(rule) if isinstance(rule, str) else rule)
+        if found is None:
+            return available
+        paths |= found
+    wanted = set(PLAN_NEEDS)
+    for path in paths:
+        # "attributes.comms.email_promo" reads column "attributes"; "tier.handle" is a column.
+        wanted |= {name for name in available if path == name or path.startswith(name + ".")}
+    return [name for name in available if name in wanted]
+
+
+def _var_paths(node) -> set[str] | None:
+    """Static paths read by `var`, `missing` and `missing_some` in a rule; None if dynamic."""
+    if isinstance(node, list):
+        found: set[str] = set()
+        for item in node:
+            sub = _var_paths(item)
+            if sub is None:
+                return None
+            found |= sub
+        return found
+    if not isinstance(node, dict) or len(node) != 1:
+        return set()
+    (operator, args), = node.items()
+    if operator == "var":
+        path = args[0] if isinstance(args, list) and args else args
+        if isinstance(path, (int, float)) and not isinstance(path, bool):
+            return set()  # an index into the datum: not a column
+        if not isinstance(path, str) or path == "":
+            return None
+        rest = _var_paths(args[1:]) if isinstance(args, list) else set()
+        return None if rest is None else {path} | rest
+    if operator in ("missing", "missing_some"):
+        # missing: ["a", "b"]; missing_some: [minimum, ["a", "b"]]
+        names = args[1] if operator == "missing_some" and isinstance(args, list) and len(args) > 1 else args
+        names = names if isinstance(names, list) else [names]
+        return set(names) if all(isinstance(n, str) for n in names) else None
+    return _var_paths(args)
 
 
 def _identifier(name: str) -> str:

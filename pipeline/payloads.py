@@ -20,6 +20,10 @@ def write_benefits(context: RunContext, *, batch_size: int, lines_per_file: int,
     """Write payloads/benefits/ from the plan's `issue` rows; return the files written."""
     con = context.con
     con.execute(
+        "CREATE OR REPLACE TEMP TABLE issued AS "
+        "SELECT * FROM plan WHERE decision = 'issue' ORDER BY campaign_position, profile_id"
+    )
+    con.execute(
         "CREATE OR REPLACE TEMP TABLE benefit_calls AS " + db.sql_text("benefit_calls"),
         {"per_call": 1 if single else batch_size},
     )

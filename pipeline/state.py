@@ -44,6 +44,6 @@ def record(con: duckdb.DuckDBPyConnection, state_dir: Path, run_id: str) -> int:
     with atomic_path(path) as temporary:
         target = str(temporary).replace("'", "''")
         con.execute(
-            f"COPY (SELECT * FROM issuance_state ORDER BY external_id) TO '{target}' (FORMAT parquet)"
+            f"COPY issuance_state TO '{target}' (FORMAT parquet)"
         )
     return added

@@ -165,7 +165,6 @@ def _validate_dataset(
         SELECT * EXCLUDE (_cast_errors) FROM {typed} t
         WHERE NOT EXISTS (SELECT 1 FROM {rejects} r
                           WHERE r.source_file = t.source_file AND r.source_row = t.source_row)
-        ORDER BY source_file, source_row
         """
     )
     con.execute(f"DROP TABLE {typed}")
@@ -301,17 +300,24 @@ def _duplicate_rejects(context: RunContext, dataset: Dataset, typed: str, reject
         context.con.execute(
             f"""
             INSERT INTO {rejects}
-            SELECT ?, source_file, source_row, ?, 'unique', CAST(k AS VARCHAR), 'duplicate_key',
-                   'duplicate ' || ? || ' ' || CAST(k AS VARCHAR) || '; first at ' || first_file || ' row ' || first_row
-            FROM (
-                SELECT source_file, source_row, {column} AS k,
-                       first_value(source_file) OVER w AS first_file,
-                       first_value(source_row) OVER w AS first_row,
-                       row_number() OVER w AS n
+            WITH candidates AS (
+                SELECT source_file, source_row, {column} AS k
                 FROM {typed} t
                 WHERE {column} IS NOT NULL AND NOT EXISTS (
                     SELECT 1 FROM {rejects} r WHERE r.source_file = t.source_file AND r.source_row = t.source_row)
-                WINDOW w AS (PARTITION BY {column} ORDER BY source_file, source_row)
+            ), repeated AS (
+                -- A cheap hash aggregate first: only keys that repeat are ranked.
+                SELECT k FROM candidates GROUP BY k HAVING count(*) > 1
+            )
+            SELECT ?, source_file, source_row, ?, 'unique', CAST(k AS VARCHAR), 'duplicate_key',
+                   'duplicate ' || ? || ' ' || CAST(k AS VARCHAR) || '; first at ' || first_file || ' row ' || first_row
+            FROM (
+                SELECT source_file, source_row, k,
+                       first_value(source_file) OVER w AS first_file,
+                       first_value(source_row) OVER w AS first_row,
+                       row_number() OVER w AS n
+                FROM candidates SEMI JOIN repeated USING (k)
+                WINDOW w AS (PARTITION BY k ORDER BY source_file, source_row)
             )
             WHERE n > 1
             """,

@@ -26,8 +26,9 @@ def optional(**kwargs) -> pa.Field:
     return pa.Field(nullable=True, required=False, **kwargs)
 
 
-def is_timezone(data) -> pl.LazyFrame:
-    """The value is an IANA time zone name such as Australia/Melbourne."""
+@pa.check("timezone", name="valid_timezone")
+def valid_timezone(cls, data) -> pl.LazyFrame:
+    """timezone is an IANA name such as Australia/Melbourne (shared by every model with one)."""
     column = pl.col(data.key)
     return data.lazyframe.select(column.is_null() | column.is_in(sorted(IANA_TIMEZONES)))
 

@@ -6,7 +6,7 @@ Each instance must name a known, accepted benefit definition.
 import pandera.polars as pa
 import polars as pl
 
-from schemas._common import Reference, Timestamp, optional, is_timezone
+from schemas._common import Reference, Timestamp, optional, valid_timezone
 
 KEY = "id"
 REFERENCES = (
@@ -33,7 +33,4 @@ class Benefits(pa.DataFrameModel):
         strict = False
         coerce = False
 
-    @pa.check("timezone", name="valid_timezone")
-    def valid_timezone(cls, data) -> pl.LazyFrame:
-        """timezone is an IANA name."""
-        return is_timezone(data)
+    valid_timezone = valid_timezone

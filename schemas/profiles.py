@@ -6,7 +6,7 @@
 import pandera.polars as pa
 import polars as pl
 
-from schemas._common import JSON_OBJECT, StrList, Timestamp, optional, is_timezone
+from schemas._common import JSON_OBJECT, StrList, Timestamp, optional, valid_timezone
 
 KEY = "id"
 REFERENCES = ()
@@ -35,7 +35,4 @@ class Profiles(pa.DataFrameModel):
         strict = False
         coerce = False
 
-    @pa.check("timezone", name="valid_timezone")
-    def valid_timezone(cls, data) -> pl.LazyFrame:
-        """timezone is an IANA name."""
-        return is_timezone(data)
+    valid_timezone = valid_timezone

@@ -356,3 +356,36 @@ def test_bad_campaign_stops_before_any_output(tmp_path, campaigns, message):
     assert not (tmp_path / "run" / "manifest.json").exists()
     assert not (tmp_path / "run" / "issuance").exists()
     assert not (tmp_path / "run" / "validated").exists()
+
+
+# The profile context holds only what rules read; what they read must still be right ---------
+
+
+def test_audience_on_extra_column_attribute_path_and_spend(tmp_path):
+    people = [
+        profile("p1", region="VIC", attributes='{"comms": {"email_promo": true}}'),
+        profile("p2", region="VIC", attributes='{"comms": {"email_promo": false}}'),
+        profile("p3", region="NSW", attributes='{"comms": {"email_promo": true}}'),
+    ]
+    folder = scenario(tmp_path, people, [definition()], ONE_CAMPAIGN + (
+        "audience = '{\"and\": [{\"==\": [{\"var\": \"region\"}, \"VIC\"]}, "
+        "{\"var\": \"attributes.comms.email_promo\"}, {\">=\": [{\"var\": \"aggregations.spend_12m\"}, 100]}]}'\n"))
+    write_rows(folder / "transactions.csv", [
+        {"external_id": "T1", "transacted_at": "2026-10-01 10:00:00", "profile_id": "p1", "total": "120", "status": "completed"},
+        {"external_id": "T2", "transacted_at": "2026-10-01 10:00:00", "profile_id": "p2", "total": "500", "status": "completed"},
+        {"external_id": "T3", "transacted_at": "2026-10-01 10:00:00", "profile_id": "p3", "total": "500", "status": "completed"},
+    ])
+    assert issue(tmp_path).exit_code == 0
+    # Only p1 is in VIC, opted in and spent at least 100 in the last 12 months.
+    assert plan(tmp_path)["profile_id"].to_list() == ["p1"]
+    counts = json.loads((tmp_path / "run" / "manifest.json").read_text())["stages"][1]["campaigns"][0]
+    assert counts["not_in_audience"] == 2
+
+
+def test_rule_with_computed_variable_name_still_sees_every_column(tmp_path):
+    # {"var": {"cat": ["reg", "ion"]}} names "region" only at run time.
+    people = [profile("p1", region="VIC"), profile("p2", region="NSW")]
+    scenario(tmp_path, people, [definition()], ONE_CAMPAIGN +
+             "audience = '{\"==\": [{\"var\": {\"cat\": [\"reg\", \"ion\"]}}, \"VIC\"]}'\n")
+    assert issue(tmp_path).exit_code == 0
+    assert plan(tmp_path)["profile_id"].to_list() == ["p1"]

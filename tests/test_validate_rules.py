@@ -891,3 +891,16 @@ def test_reject_ratio_is_over_all_datasets(input_dir, run_dir):
     write_csv(input_dir, "benefit_definitions.csv", [DEFINITION_HEADER] + [[i, f"h{i}", "N"] for i in range(1, 9)])
 
     assert_ok(validate(input_dir, run_dir, "--max-reject-ratio", "0.1"))
+
+
+def test_redemption_item_count_defaults_to_one(input_dir, run_dir):
+    # SPEC §2: redemption_items.count defaults to 1, whether the column is absent or empty.
+    write_csv(input_dir, "redemptions.csv", [["id", "profile_id", "created_at"], [1, "p1", "2026-11-01 10:00:00"]])
+    write_csv(input_dir, "redemption_items.csv",
+              [["id", "redemption_id", "type", "item_id", "count"], [10, 1, "benefit", 5, ""], [11, 1, "benefit", 6, 3]])
+    write_csv(input_dir, "returns.csv", [["redemption_id", "count"]])
+
+    assert_ok(validate(input_dir, run_dir))
+
+    items = read_validated(run_dir, "redemption_items").sort("id")
+    assert items["count"].to_list() == [1, 3]

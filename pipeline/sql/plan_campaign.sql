@@ -10,19 +10,41 @@ WITH d AS (
     FROM candidates c
     JOIN profile_context p ON p.id = c.profile_id
     WHERE c.in_audience AND c.condition_ok
-), timed AS (
-    SELECT c.*,
+), zones AS (
+    -- Every time depends only on the zone (issued_at is campaign-wide): convert once per
+    -- zone, not once per profile. ICU conversions are the costly part of this query.
+    SELECT z.tz,
            -- issued_at is a local wall time in the benefit's zone; default: as_of.
-           coalesce(CAST($issued_at_local AS TIMESTAMP), timezone(c.tz, $as_of))      AS issued_at_local,
+           coalesce(CAST($issued_at_local AS TIMESTAMP), timezone(z.tz, $as_of))         AS issued_at_local,
            CASE WHEN $issued_at_local IS NULL THEN $as_of
-                ELSE timezone(c.tz, CAST($issued_at_local AS TIMESTAMP)) END            AS issued_at_utc
-    FROM considered c
-), expiring AS (
-    SELECT t.*,
+                ELSE timezone(z.tz, CAST($issued_at_local AS TIMESTAMP)) END               AS issued_at_utc
+    FROM (SELECT DISTINCT tz FROM considered) z
+), zone_times AS (
+    SELECT z.*,
            -- 23:59:59 local on (local issue date + period days), then capped at end_at.
-           least(timezone(t.tz, (CAST(t.issued_at_local AS DATE) + CAST(d.period AS INTEGER)) + TIME '23:59:59'),
-                 d.end_at)                                                              AS expires_at_utc
-    FROM timed t, d
+           least(timezone(z.tz, (CAST(z.issued_at_local AS DATE) + CAST(d.period AS INTEGER)) + TIME '23:59:59'),
+                 d.end_at)                                                                AS expires_at_utc
+    FROM zones z, d
+), expiring AS (
+    SELECT c.*, t.issued_at_local, t.issued_at_utc, t.expires_at_utc,
+           timezone(t.tz, t.expires_at_utc)                                              AS expires_at_local
+    FROM considered c JOIN zone_times t ON t.tz = c.tz
+), held AS (
+    -- One row per profile that ever held this definition (export or state): enough to
+    -- answer "holds an active instance at issue time" and "ever held it" with one join.
+    SELECT profile_id,
+           bool_or(has_remaining AND expires_at IS NULL)              AS holds_open_ended,
+           max(expires_at) FILTER (WHERE has_remaining)               AS last_expiry_with_uses
+    FROM holdings
+    WHERE definition_id = $definition_id
+    GROUP BY profile_id
+), issued_earlier AS (
+    SELECT DISTINCT profile_id FROM plan
+    WHERE definition_id = $definition_id AND decision = 'issue'
+), this_cycle AS (
+    -- Instances already carrying this campaign-and-cycle's external_id.
+    SELECT DISTINCT external_id FROM holdings
+    WHERE starts_with(external_id, 'bulk:' || $campaign_id || ':' || $cycle || ':')
 ), reasoned AS (
     SELECT e.*,
            'bulk:' || $campaign_id || ':' || $cycle || ':' || e.profile_id                  AS external_id,
@@ -31,32 +53,28 @@ WITH d AS (
                   OR NOT coalesce(d.is_assignable, true)
                   OR d.end_at < e.issued_at_utc                              THEN 'definition_not_issuable'
              WHEN e.profile_type IS NOT NULL AND e.profile_type <> 'active'  THEN 'profile_inactive'
-             WHEN EXISTS (SELECT 1 FROM holdings h
-                          WHERE h.external_id = 'bulk:' || $campaign_id || ':' || $cycle || ':' || e.profile_id)
-                                                                             THEN 'already_issued_this_cycle'
-             WHEN EXISTS (SELECT 1 FROM plan p
-                          WHERE p.profile_id = e.profile_id AND p.definition_id = $definition_id
-                            AND p.decision = 'issue')                        THEN 'duplicate_in_run'
-             WHEN EXISTS (SELECT 1 FROM holdings h
-                          WHERE h.profile_id = e.profile_id AND h.definition_id = $definition_id
-                            AND h.has_remaining
-                            AND (h.expires_at IS NULL OR h.expires_at > e.issued_at_utc))
+             WHEN c.external_id IS NOT NULL                                  THEN 'already_issued_this_cycle'
+             WHEN i.profile_id IS NOT NULL                                   THEN 'duplicate_in_run'
+             WHEN h.holds_open_ended OR h.last_expiry_with_uses > e.issued_at_utc
                                                                              THEN 'holds_active'
-             WHEN NOT coalesce(d.is_reclaimable, true)
-                  AND EXISTS (SELECT 1 FROM holdings h
-                              WHERE h.profile_id = e.profile_id AND h.definition_id = $definition_id)
+             WHEN NOT coalesce(d.is_reclaimable, true) AND h.profile_id IS NOT NULL
                                                                              THEN 'not_reclaimable'
            END                                                                          AS reason
-    FROM expiring e, d
+    FROM expiring e
+    CROSS JOIN d
+    LEFT JOIN this_cycle c ON c.external_id = 'bulk:' || $campaign_id || ':' || $cycle || ':' || e.profile_id
+    LEFT JOIN issued_earlier i ON i.profile_id = e.profile_id
+    LEFT JOIN held h ON h.profile_id = e.profile_id
 ), ranked AS (
+    SELECT r.*, NULL::BIGINT AS allocation_rank FROM reasoned r WHERE r.reason IS NOT NULL
+    UNION ALL
+    -- Allocation order among the profiles not skipped above: priority, then id.
     SELECT r.*,
-           -- Allocation order among the profiles not skipped above: priority, then id.
-           CASE WHEN r.reason IS NULL THEN row_number() OVER (
-               PARTITION BY r.reason IS NULL
+           row_number() OVER (
                ORDER BY CASE WHEN $descending THEN NULL ELSE r.priority_value END ASC NULLS LAST,
                         CASE WHEN $descending THEN r.priority_value END DESC NULLS LAST,
-                        r.profile_id) END                                               AS allocation_rank
-    FROM reasoned r
+                        r.profile_id)                                                   AS allocation_rank
+    FROM reasoned r WHERE r.reason IS NULL
 )
 SELECT $campaign_id                                          AS campaign_id,
        r.profile_id,
@@ -69,9 +87,8 @@ SELECT $campaign_id                                          AS campaign_id,
        r.issued_at_local,
        r.issued_at_utc,
        r.tz                                                  AS timezone,
-       timezone(r.tz, r.expires_at_utc)                      AS expires_at_local,
+       r.expires_at_local,
        r.expires_at_utc,
        r.external_id,
        $position                                             AS campaign_position
 FROM ranked r, d
-ORDER BY r.profile_id

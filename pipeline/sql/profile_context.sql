@@ -18,11 +18,15 @@ WITH spend AS (
         ORDER BY external_id, total DESC NULLS LAST
     )
     GROUP BY profile_id
+), zones AS (
+    -- The calendar date at as_of in each zone profiles live in (a handful of rows): birthdays
+    -- and tenure are local, and one conversion per zone is cheaper than one per profile.
+    SELECT tz, CAST(timezone(tz, $as_of) AS DATE) AS local_today
+    FROM (SELECT DISTINCT coalesce(timezone, $default_timezone) AS tz FROM profiles)
 ), local AS (
-    SELECT p.*,
-           -- The profile's own calendar date at as_of: birthdays and tenure are local.
-           CAST(timezone(coalesce(p.timezone, $default_timezone), $as_of) AS DATE) AS local_today
+    SELECT p.*, z.local_today
     FROM profiles p
+    JOIN zones z ON z.tz = coalesce(p.timezone, $default_timezone)
 )
 SELECT
     l.* EXCLUDE (local_today),
