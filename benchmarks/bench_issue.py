@@ -145,8 +145,9 @@ definition = "def-07"
 audience = '{"and": [{"==": [{"var": "region"}, "VIC"]}, {"==": [{"var": "tier_handle"}, "silver"]}]}'
 
 [[campaigns]]
-id = "everyone-archived"
+id = "gold-archived"
 definition = "def-18"
+audience = '{"==": [{"var": "tier_handle"}, "gold"]}'
 
 [[campaigns]]
 id = "birthday-nov-again"
@@ -214,7 +215,8 @@ benefits and {args.profiles * 3 // 10:,} POS sales, all Parquet. Goal: under 60 
 Machine: {machine()}. Command: `python benchmarks/bench_issue.py --profiles {args.profiles}`
 {f"with `--memory-limit {args.memory_limit}`" if args.memory_limit else "(DuckDB memory limit: half of RAM)"}.
 """
-    update_section(f"Issue ({args.profiles:,} profiles)", body)
+    limit = f", --memory-limit {args.memory_limit}" if args.memory_limit else ""
+    update_section(f"Issue ({args.profiles:,} profiles{limit})", body)
     print(body)
 
 

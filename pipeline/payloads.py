@@ -6,7 +6,10 @@ order and idempotency keys depend only on the inputs, so a rerun is byte-identic
 
 from __future__ import annotations
 
+import json
 import shutil
+
+from sqlglot import exp
 
 from pipeline import db
 from pipeline.context import RunContext
@@ -19,27 +22,31 @@ SINGLE_PATH = "/api/v3/benefits"
 def write_benefits(context: RunContext, *, batch_size: int, lines_per_file: int, single: bool) -> list[str]:
     """Write payloads/benefits/ from the plan's `issue` rows; return the files written."""
     con = context.con
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE issued AS "
-        "SELECT * FROM plan WHERE decision = 'issue' ORDER BY campaign_position, profile_id"
-    )
+    # `plan` is stored in plan order (campaign, then profile), and a scan keeps it.
+    con.execute("CREATE OR REPLACE TEMP TABLE issued AS SELECT * FROM plan WHERE decision = 'issue'")
     con.execute(
         "CREATE OR REPLACE TEMP TABLE benefit_calls AS " + db.sql_text("benefit_calls"),
         {"per_call": 1 if single else batch_size},
     )
     # POST /benefits takes one benefit as its body; the batch endpoint a list of them.
-    body = "benefits[1]" if single else "struct_pack(benefits := benefits)"
+    body = "benefits" if single else """'{"benefits":[' || benefits || ']}'"""
+    path = SINGLE_PATH if single else BATCH_PATH
+    # A view, not a table: each part file's COPY renders the lines it writes, and only those.
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE benefit_payloads AS
-            SELECT line_no, 'POST' AS method, ? AS path, idempotency_key, {body} AS body
-            FROM benefit_calls""",
-        [SINGLE_PATH if single else BATCH_PATH],
+        f"""CREATE OR REPLACE TEMP VIEW benefit_payloads AS
+            SELECT line_no, {_envelope(path, body)} AS line FROM benefit_calls"""
     )
     return write_lines(context, "benefits", "benefit_payloads", lines_per_file)
 
 
+def _envelope(path: str, body: str) -> str:
+    """SQL for one call's JSON line: method, path, idempotency_key, then the body JSON."""
+    prefix = exp.Literal.string(f'{{"method":"POST","path":{json.dumps(path)},"idempotency_key":').sql("duckdb")
+    return f"""{prefix} || to_json(idempotency_key) || ',"body":' || {body} || '}}'"""
+
+
 def write_lines(context: RunContext, kind: str, table: str, lines_per_file: int) -> list[str]:
-    """Write table's calls (ordered by line_no) to payloads/<kind>/part-NNNNN.ndjson."""
+    """Write table's `line`s (JSON text, ordered by line_no) to payloads/<kind>/part-NNNNN.ndjson."""
     folder = context.out_dir / "payloads" / kind
     # Parts of an earlier run into this folder would be mistaken for tonight's calls.
     if folder.exists():
@@ -51,10 +58,11 @@ def write_lines(context: RunContext, kind: str, table: str, lines_per_file: int)
         relative = f"payloads/{kind}/part-{part:05d}.ndjson"
         with atomic_path(context.out_dir / relative) as temporary:
             target = str(temporary).replace("'", "''")
+            # Lines are finished JSON: written as they are (no quoting; JSON text never holds
+            # a raw newline or U+001F).
             context.con.execute(
-                f"""COPY (SELECT method, path, idempotency_key, body FROM {table}
-                          WHERE line_no > ? AND line_no <= ? ORDER BY line_no)
-                    TO '{target}' (FORMAT json)""",
+                f"""COPY (SELECT line FROM {table} WHERE line_no > ? AND line_no <= ? ORDER BY line_no)
+                    TO '{target}' (FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER chr(31))""",
                 [part * lines_per_file, (part + 1) * lines_per_file],
             )
         context.record_output(relative, min(lines_per_file, lines - part * lines_per_file))

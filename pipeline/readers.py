@@ -127,6 +127,12 @@ class Loader:
     def __init__(self, con: duckdb.DuckDBPyConnection):
         self.con = con
         self._names = itertools.count(1)
+        self._views: set[str] = set()
+
+    def release(self, file: LoadedFile) -> None:
+        """Drop what loading a file created, once its rows have been used."""
+        kind = "VIEW" if file.table in self._views else "TABLE"
+        self.con.execute(f"DROP {kind} IF EXISTS {file.table}; DROP TABLE IF EXISTS {file.malformed}")
 
     def _name(self, prefix: str) -> str:
         return f"{prefix}_{next(self._names)}"
@@ -245,15 +251,18 @@ class Loader:
             exp.alias_(exp.column(name, table="f", quoted=True), _input_name(name), quoted=True).sql("duckdb")
             for name in names
         )
+        # A view: the file does not change during a run, and the typed copy is the only one
+        # worth making. Paths are literals here because a view cannot hold parameters.
+        display, path = (exp.Literal.string(v).sql("duckdb") for v in (source.display, str(source.path)))
         self.con.execute(
             f"""
-            CREATE TEMP TABLE {table} AS
-            SELECT {columns}, ? AS source_file, f.__omneo_row + 1 AS source_row
+            CREATE TEMP VIEW {table} AS
+            SELECT {columns}, {display} AS source_file, f.__omneo_row + 1 AS source_row
             FROM (SELECT *, file_row_number AS __omneo_row
-                  FROM read_parquet(?, file_row_number = true)) f
-            """,
-            [source.display, str(source.path)],
+                  FROM read_parquet({path}, file_row_number = true)) f
+            """
         )
+        self._views.add(table)
         _empty_rejects(self.con, malformed)
         return {}
 

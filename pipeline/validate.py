@@ -95,7 +95,7 @@ def check(context: RunContext) -> ValidateResult:
 
     result = ValidateResult()
     for name, dataset in DATASETS.items():
-        _validate_dataset(context, dataset, loaded[name], result)
+        _validate_dataset(context, loader, dataset, loaded[name], result)
     result.seconds = round(time.perf_counter() - started, 3)
     return result
 
@@ -116,7 +116,7 @@ def write(context: RunContext, result: ValidateResult) -> ValidateResult:
 
 
 def _validate_dataset(
-    context: RunContext, dataset: Dataset, files: list[LoadedFile], result: ValidateResult
+    context: RunContext, loader: Loader, dataset: Dataset, files: list[LoadedFile], result: ValidateResult
 ) -> None:
     con = context.con
     name = dataset.name
@@ -131,16 +131,15 @@ def _validate_dataset(
                 f"INSERT INTO {rejects} SELECT ?, source_file, source_row, \"column\", \"check\", value, reason, detail FROM {file.malformed}",
                 [name],
             )
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {typed} AS " + " UNION ALL BY NAME ".join(selects))
+        con.execute(f"CREATE OR REPLACE TABLE {typed} AS " + " UNION ALL BY NAME ".join(selects))
         for file in files:
-            con.execute(f"DROP TABLE {file.table}")
-            con.execute(f"DROP TABLE {file.malformed}")
+            loader.release(file)
     else:
         # No file: an empty table with every declared column, so later stages can rely on it.
         con.execute("CREATE OR REPLACE TEMP TABLE no_rows (source_file VARCHAR, source_row BIGINT)")
         source_columns = {"source_file": "VARCHAR", "source_row": "BIGINT"}
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {typed} AS "
+            f"CREATE OR REPLACE TABLE {typed} AS "
             + typed_select(dataset, source_columns, "no_rows", context.naive_timezone)
         )
 
@@ -158,32 +157,26 @@ def _validate_dataset(
     _reference_rejects(context, dataset, typed, rejects)
     _duplicate_rejects(context, dataset, typed, rejects)
 
-    # The accepted rows, typed, under the dataset's own name for the stages that follow.
+    # The accepted rows, typed, under the dataset's own name for the stages that follow:
+    # delete the few rejected rows rather than copy the many accepted ones.
     con.execute(
         f"""
-        CREATE OR REPLACE TABLE {name} AS
-        SELECT * EXCLUDE (_cast_errors) FROM {typed} t
-        WHERE NOT EXISTS (SELECT 1 FROM {rejects} r
-                          WHERE r.source_file = t.source_file AND r.source_row = t.source_row)
+        DELETE FROM {typed} WHERE (source_file, source_row) IN (SELECT source_file, source_row FROM {rejects});
+        ALTER TABLE {typed} DROP COLUMN _cast_errors;
+        DROP TABLE IF EXISTS {name};
+        ALTER TABLE {typed} RENAME TO {name};
         """
     )
-    con.execute(f"DROP TABLE {typed}")
-    counts = {
-        row[0]: row[1:]
-        for row in con.execute(
-            f"""
-            SELECT source_file, count(DISTINCT source_row) FILTER (WHERE accepted),
-                   count(DISTINCT source_row) FILTER (WHERE NOT accepted)
-            FROM (SELECT source_file, source_row, true AS accepted FROM {name}
-                  UNION ALL SELECT source_file, source_row, false FROM {rejects})
-            GROUP BY source_file
-            """
-        ).fetchall()
-    }
+    accepted = dict(db.rows(con, f"SELECT source_file, count(*) FROM {name} GROUP BY ALL"))
+    rejected = dict(
+        db.rows(con, f"SELECT source_file, count(DISTINCT source_row) FROM {rejects} GROUP BY ALL")
+    )
     for file in files:
-        accepted, rejected = counts.get(file.source.display, (0, 0))
+        display = file.source.display
         result.files.append(
-            FileCounts(name, file.source.display, file.sha256, file.rows_read, accepted, rejected)
+            FileCounts(
+                name, display, file.sha256, file.rows_read, accepted.get(display, 0), rejected.get(display, 0)
+            )
         )
 
 

@@ -389,3 +389,28 @@ def test_rule_with_computed_variable_name_still_sees_every_column(tmp_path):
              "audience = '{\"==\": [{\"var\": {\"cat\": [\"reg\", \"ion\"]}}, \"VIC\"]}'\n")
     assert issue(tmp_path).exit_code == 0
     assert plan(tmp_path)["profile_id"].to_list() == ["p1"]
+
+
+def test_plan_and_payload_order_is_campaign_then_profile(tmp_path):
+    ids = [f"p{n:02d}" for n in range(30)]
+    shuffled = ids[7:] + ids[:7]
+    shuffled.reverse()
+    campaigns = ONE_CAMPAIGN + (
+        '\n[[campaigns]]\nid = "fs"\ndefinition = "first-spend"\n'
+    )
+    scenario(tmp_path, [profile(p) for p in shuffled],
+             [definition(), definition(id=94, handle="first-spend", name="First Spend")], campaigns)
+    assert issue(tmp_path, "run", "--batch-size", "7").exit_code == 0
+    rows = plan(tmp_path).select("campaign_id", "profile_id").rows()
+    assert rows == [("bday", p) for p in ids] + [("fs", p) for p in ids]
+    bodies = issued_bodies(tmp_path)
+    assert [(b["benefit_definition_id"], b["profile_id"]) for b in bodies] == [(95, p) for p in ids] + [(94, p) for p in ids]
+
+
+def test_payload_lines_are_valid_json_whatever_the_campaign_id(tmp_path):
+    campaign_id = 'vip "gold" \\\\ night\\tone'
+    campaigns = f"[[campaigns]]\nid = '{campaign_id}'\ndefinition = \"birthday-gift\"\ncycle = \"2026\"\n"
+    scenario(tmp_path, [profile("p1")], [definition()], campaigns)
+    assert issue(tmp_path).exit_code == 0
+    (body,) = issued_bodies(tmp_path)
+    assert body["external_id"] == f"bulk:{campaign_id}:2026:p1"

@@ -1,6 +1,6 @@
 -- One row per profile considered by one campaign (it passed the audience and the
 -- definition's claim condition): the decision and the first reason that applies (SPEC §4).
--- Reads `candidates` (this campaign's rule results per profile), `profile_context`,
+-- Reads `candidates` (the profiles passing this campaign's rules), `profile_context`,
 -- `benefit_definitions`, `holdings` and the rows `plan` already has from earlier campaigns.
 WITH d AS (
     SELECT * FROM benefit_definitions WHERE id = $definition_id
@@ -9,7 +9,6 @@ WITH d AS (
            coalesce($campaign_timezone, p.timezone, $default_timezone) AS tz
     FROM candidates c
     JOIN profile_context p ON p.id = c.profile_id
-    WHERE c.in_audience AND c.condition_ok
 ), zones AS (
     -- Every time depends only on the zone (issued_at is campaign-wide): convert once per
     -- zone, not once per profile. ICU conversions are the costly part of this query.
@@ -92,3 +91,5 @@ SELECT $campaign_id                                          AS campaign_id,
        r.external_id,
        $position                                             AS campaign_position
 FROM ranked r, d
+-- Inserted in plan order (campaigns come in file order): the plan is never sorted again.
+ORDER BY r.profile_id
