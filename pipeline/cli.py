@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from pipeline import __version__, campaigns, issuance, validate
+from pipeline import __version__, campaigns, issuance, reconcile, validate
 from pipeline.context import RunContext, parse_as_of
 from pipeline.errors import ConfigError, PipelineError
 
@@ -129,9 +129,13 @@ def main() -> None:
     """
 
 
-def _validate(context: RunContext, before_writing: Callable[[], object] = lambda: None):
+def _validate(
+    context: RunContext,
+    before_writing: Callable[[], object] = lambda: None,
+    required: dict[str, tuple[str, ...]] | None = None,
+):
     """Validate, run `before_writing` (campaign checks), then write; manifest even on rejects."""
-    checked = validate.check(context)
+    checked = validate.check(context, required)
     prepared = before_writing()
     try:
         validate.write(context, checked)
@@ -222,7 +226,11 @@ def issue_command(**options) -> None:
     stage_options = _issue_options(options)  # a bad campaigns file stops before any output
     context = _context(options)
     try:
-        _, prepared = _validate(context, lambda: issuance.prepare(context, stage_options))
+        _, prepared = _validate(
+            context,
+            lambda: issuance.prepare(context, stage_options),
+            required={"issue": ("profiles", "benefit_definitions")},
+        )
         result = issuance.run(context, stage_options, prepared)
         context.write_manifest()
     finally:
@@ -230,12 +238,66 @@ def issue_command(**options) -> None:
     _echo_issuance(result)
 
 
+def reconcile_options(command: Callable) -> Callable:
+    """Options of the reconcile stage (reconcile and run)."""
+    options = [
+        click.option("--window-minutes", type=click.IntRange(min=0), default=1440, show_default=True,
+                     help="How far apart a POS sale and an Omneo redemption may be and still pair."),
+        click.option("--grace-hours", type=click.FloatRange(min=0), default=24, show_default=True,
+                     help="How old an unmatched Omneo redemption must be to count as missing in POS."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _reconcile_options(options: dict) -> reconcile.Options:
+    return reconcile.Options(
+        window_minutes=options["window_minutes"],
+        grace_hours=options["grace_hours"],
+        lines_per_file=options["lines_per_file"],
+    )
+
+
+def _echo_reconciliation(result: reconcile.ReconcileResult) -> None:
+    found = {c: n for c, n in result.categories.items() if n}
+    click.echo(
+        "reconciliation: "
+        + (", ".join(f"{n} {c}" for c, n in found.items()) if found else "no exceptions")
+        + f"; {len(result.payload_files)} corrective payload file(s)"
+    )
+
+
+@main.command("reconcile")
+@input_options
+@reconcile_options
+@click.option("--lines-per-file", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="API calls per payload file.")
+@reports_errors
+def reconcile_command(**options) -> None:
+    """Validate --input, then reconcile Omneo's redemptions against the POS sales.
+
+    \b
+    Example:
+      omneo-bulk reconcile --input sample_data --out runs/recon --window-minutes 1440 --grace-hours 24
+    """
+    context = _context(options)
+    try:
+        _validate(context, required={"reconcile": reconcile.REQUIRED})
+        result = reconcile.run(context, _reconcile_options(options))
+        context.write_manifest()
+    finally:
+        context.close()
+    _echo_reconciliation(result)
+
+
 @main.command("run")
 @input_options
 @issue_options
+@reconcile_options
 @reports_errors
 def run_command(**options) -> None:
-    """Run every stage on --input into --out: validate, then issue.
+    """Run every stage on --input into --out: validate, issue, then reconcile.
 
     \b
     Example:
@@ -244,13 +306,19 @@ def run_command(**options) -> None:
     stage_options = _issue_options(options)
     context = _context(options)
     try:
-        validated, prepared = _validate(context, lambda: issuance.prepare(context, stage_options))
+        validated, prepared = _validate(
+            context,
+            lambda: issuance.prepare(context, stage_options),
+            required={"issue": ("profiles", "benefit_definitions"), "reconcile": reconcile.REQUIRED},
+        )
         _echo_validation(validated, context)
         result = issuance.run(context, stage_options, prepared)
+        reconciled = reconcile.run(context, _reconcile_options(options))
         context.write_manifest()
     finally:
         context.close()
     _echo_issuance(result)
+    _echo_reconciliation(reconciled)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -75,21 +75,33 @@ def prepare(context: RunContext, options: Options) -> Prepared:
 
     Runs before any output is written, so a bad campaign leaves nothing behind.
     """
-    con = context.con
     definitions = _resolve_definitions(context, options.campaigns)
+    rule_texts = [c.audience for c in options.campaigns] + [d["claim_condition"] for d in definitions.values()]
+    variables, columns = build_profile_context(
+        context, rule_texts, priorities=[c.priority_column for c in options.campaigns]
+    )
+    rules = [_compile(c, definitions[c.id], variables, columns) for c in options.campaigns]
+    return Prepared(definitions, rules)
+
+
+def build_profile_context(
+    context: RunContext, rules: list, priorities: list[str] = (), only_profiles: str | None = None
+) -> tuple[Variables, dict[str, str]]:
+    """Create table `profile_context` (SPEC §3) and the rule variables that read it.
+
+    Only the columns `rules` and `priorities` can read are kept: DuckDB then skips the rest
+    of the context query (a full copy of every profile column costs seconds at 10M).
+    `only_profiles`, a SELECT of profile ids, limits the rows.
+    """
+    con = context.con
     context_sql = db.sql_text("profile_context")
     params = {"as_of": context.as_of, "default_timezone": context.default_timezone}
     available = [name for name, *_ in db.rows(con, f"DESCRIBE {context_sql}", params) if name not in HIDDEN]
-    # Materialise only what the rules and priorities read: DuckDB then skips the rest of the
-    # context query (a full copy of every profile column costs seconds at 10M profiles).
-    rule_texts = [c.audience for c in options.campaigns] + [d["claim_condition"] for d in definitions.values()]
-    needed = _columns_read(rule_texts, [c.priority_column for c in options.campaigns], available)
-    selected = ", ".join(_identifier(name) for name in needed)
-    con.execute(f"CREATE OR REPLACE TABLE profile_context AS SELECT {selected} FROM ({context_sql})", params)
+    selected = ", ".join(_identifier(name) for name in _columns_read(rules, list(priorities), available))
+    where = f"WHERE id IN ({only_profiles})" if only_profiles else ""
+    con.execute(f"CREATE OR REPLACE TABLE profile_context AS SELECT {selected} FROM ({context_sql}) {where}", params)
     columns = {name: kind for name, kind, *_ in db.rows(con, "DESCRIBE profile_context")}
-    variables = Variables.from_columns(columns, json_columns=["attributes"])
-    rules = [_compile(c, definitions[c.id], variables, columns) for c in options.campaigns]
-    return Prepared(definitions, rules)
+    return Variables.from_columns(columns, json_columns=["attributes"]), columns
 
 
 def run(context: RunContext, options: Options, prepared: Prepared) -> IssueResult:

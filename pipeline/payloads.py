@@ -6,7 +6,6 @@ order and idempotency keys depend only on the inputs, so a rerun is byte-identic
 
 from __future__ import annotations
 
-import json
 import shutil
 
 from sqlglot import exp
@@ -30,19 +29,24 @@ def write_benefits(context: RunContext, *, batch_size: int, lines_per_file: int,
     )
     # POST /benefits takes one benefit as its body; the batch endpoint a list of them.
     body = "benefits" if single else """'{"benefits":[' || benefits || ']}'"""
-    path = SINGLE_PATH if single else BATCH_PATH
+    path = exp.Literal.string(SINGLE_PATH if single else BATCH_PATH).sql("duckdb")
     # A view, not a table: each part file's COPY renders the lines it writes, and only those.
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW benefit_payloads AS
-            SELECT line_no, {_envelope(path, body)} AS line FROM benefit_calls"""
+            SELECT line_no, {envelope(path, body)} AS line FROM benefit_calls"""
     )
     return write_lines(context, "benefits", "benefit_payloads", lines_per_file)
 
 
-def _envelope(path: str, body: str) -> str:
-    """SQL for one call's JSON line: method, path, idempotency_key, then the body JSON."""
-    prefix = exp.Literal.string(f'{{"method":"POST","path":{json.dumps(path)},"idempotency_key":').sql("duckdb")
-    return f"""{prefix} || to_json(idempotency_key) || ',"body":' || {body} || '}}'"""
+def envelope(path: str, body: str) -> str:
+    """SQL for one call's JSON line from SQL expressions for its path and its body JSON text.
+
+    Needs a column `idempotency_key` in scope. Values go through to_json, so any text is safe.
+    """
+    return (
+        """'{"method":"POST","path":' || to_json(""" + path + """) || ',"idempotency_key":' """
+        """|| to_json(idempotency_key) || ',"body":' || """ + body + """ || '}'"""
+    )
 
 
 def write_lines(context: RunContext, kind: str, table: str, lines_per_file: int) -> list[str]:

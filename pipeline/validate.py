@@ -17,7 +17,7 @@ from pipeline import db
 from pipeline.coerce import typed_select
 from pipeline.context import RunContext
 from pipeline.errors import RejectRatioExceeded
-from pipeline.readers import LoadedFile, Loader, SourceFile, discover
+from pipeline.readers import LoadedFile, Loader, SourceFile, discover, require
 from schemas import DATASETS, Dataset
 from schemas.benefit_definitions import rule_problem
 
@@ -73,16 +73,19 @@ def run(context: RunContext) -> ValidateResult:
     return write(context, check(context))
 
 
-def check(context: RunContext) -> ValidateResult:
+def check(context: RunContext, required: dict[str, tuple[str, ...]] | None = None) -> ValidateResult:
     """Load and validate every dataset found in the input folder; write nothing.
 
     Leaves the accepted rows in tables named after the datasets. Raises InputError when a
-    file cannot be read.
+    file cannot be read, and MissingDatasetError when a stage in `required` (stage name →
+    datasets it needs) has no file for one of them.
     """
     started = time.perf_counter()
     con = context.con
     loader = Loader(con)
     sources = {name: discover(context.input_dir, name) for name in DATASETS}
+    for stage, datasets in (required or {}).items():
+        require(sources, list(datasets), stage)
     loaded: dict[str, list[LoadedFile]] = {name: [] for name in DATASETS}
     for name in DATASETS:
         for source in sources[name]:

@@ -127,6 +127,25 @@ def main() -> None:
         benefit_id += 1
     benefits.append([benefit_id, active[0]["id"], 1234, stamp(AS_OF - timedelta(days=3)), "", "Australia/Melbourne", "", 1, ""])
 
+    # Planted reconciliation findings, so the sample shows what a morning report looks like.
+    # A sale voided at the till after Omneo recorded the redemption (voided_in_pos).
+    transactions[0][5] = "voided"
+    # The same benefit redeemed twice in Omneo for one sale, ten minutes apart (duplicate_redemption).
+    first = redemptions[1]
+    redemptions.append({**first, "id": redemption_id, "created_at": stamp(datetime.fromisoformat(first["created_at"]) + timedelta(minutes=10)),
+                        "items": [{"id": item_id, "type": "benefit", "item_id": first["items"][0]["item_id"], "count": 1}]})
+    redemption_id, item_id = redemption_id + 1, item_id + 1
+    # An Omneo redemption two days ago that no till ever rang up (missing_in_pos).
+    third = redemptions[3]
+    transactions[:] = [t for t in transactions if t[0] != third["transaction_id"]]
+    # A code nobody issued (unknown_redeem_code).
+    transactions.append(["POS-U0001", stamp(AS_OF - timedelta(hours=7)), active[5]["id"], "SYD-001", 42.0,
+                         "completed", "", "", "NOSUCHCODE"])
+    # An unused, valid benefit redeemed at the till but not in Omneo (missing_in_omneo → redemption).
+    unused = next(b for b in benefits if b[7] == 1 and b[4] and datetime.fromisoformat(b[4]) > AS_OF)
+    transactions.append(["POS-M0001", stamp(AS_OF - timedelta(hours=3)), unused[1], "MEL-002", 65.0,
+                         "completed", "", unused[0], ""])
+
     # Ordinary sales (no benefit), spread over the year, feed the spend aggregations.
     for n in range(160):
         person = RANDOM.choice(active)

@@ -1,0 +1,43 @@
+-- One row per corrective API call (SPEC §6), from the findings whose action is a call:
+-- `kind` is the payload folder, `path` the endpoint, `body` the JSON body. Times in bodies
+-- are local wall times in the benefit's zone, else the profile's, else $default_timezone.
+WITH usage_zone AS (
+    SELECT u.usage_source_file, u.usage_source_row, u.transacted_at, u.transaction_external_id,
+           u.location_external_id, u.total,
+           coalesce(b.timezone, p.timezone, $default_timezone) AS tz
+    FROM recon_usages u
+    LEFT JOIN benefits b ON b.id = u.benefit_id
+    LEFT JOIN profiles p ON p.id = u.usage_profile_id
+)
+SELECT 'redemptions' AS kind, e.exception_id,
+       '/api/v3/profiles/' || e.profile_id || '/benefits/' || e.benefit_id || '/redemptions' AS path,
+       to_json(struct_pack(
+           issued_at := strftime(timezone(z.tz, z.transacted_at), '%Y-%m-%d %H:%M:%S'),
+           timezone := z.tz,
+           external_id := z.transaction_external_id))::VARCHAR AS body
+FROM recon_exceptions e
+JOIN usage_zone z ON z.usage_source_file = e._usage_source_file AND z.usage_source_row = e._usage_source_row
+WHERE e.action = 'redemption'
+
+UNION ALL
+SELECT 'claim_redeem', e.exception_id,
+       '/api/v3/profiles/' || e.profile_id || '/benefits/claim-redeem',
+       to_json(struct_pack(
+           definition := d.handle,
+           timezone := z.tz,
+           external_id := z.transaction_external_id,
+           meta := struct_pack(
+               transacted_at := strftime(timezone(z.tz, z.transacted_at), '%Y-%m-%d %H:%M:%S'),
+               location_external_id := z.location_external_id,
+               total := z.total)))::VARCHAR
+FROM recon_exceptions e
+JOIN usage_zone z ON z.usage_source_file = e._usage_source_file AND z.usage_source_row = e._usage_source_row
+JOIN benefit_definitions d ON d.id = e.definition_id
+WHERE e.action = 'claim_redeem'
+
+UNION ALL
+SELECT 'returns', e.exception_id,
+       '/api/v3/redemptions/' || e.redemption_id || '/benefit/return',
+       to_json(struct_pack(count := e._return_count))::VARCHAR
+FROM recon_exceptions e
+WHERE e.action = 'return'
