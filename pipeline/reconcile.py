@@ -59,11 +59,23 @@ def run(context: RunContext, options: Options) -> ReconcileResult:
     _match(context, window)
     con.execute("CREATE OR REPLACE TABLE recon_ledger AS " + db.sql_text("ledger"), {"as_of": context.as_of})
     _claim_eligible(context)
+    # exception_id names the finding by business ids (never by file row), so a reordered
+    # export yields the same ids and so the same idempotency keys; a count tells apart
+    # findings that share every id (the same code rung up twice on one sale).
     con.execute(
-        "CREATE OR REPLACE TABLE recon_exceptions AS SELECT * FROM ("
-        f"SELECT category || ':' || concat_ws(':', benefit_id, definition_id, redemption_id, _item_position, "
-        f"transaction_external_id, _usage_source_file, _usage_source_row) AS exception_id, * "
-        f"FROM ({db.sql_text('exceptions')})) ORDER BY category, exception_id",
+        f"""
+        CREATE OR REPLACE TABLE recon_exceptions AS
+        WITH found AS ({db.sql_text('exceptions')}),
+        named AS (
+            SELECT category || ':' || concat_ws(':', benefit_id, definition_id, redemption_id, _item_position,
+                                                 transaction_external_id, _redeem_code) AS base_id, *
+            FROM found
+        )
+        SELECT base_id || CASE WHEN n > 1 THEN ':' || n ELSE '' END AS exception_id, * EXCLUDE (base_id, n)
+        FROM (SELECT *, row_number() OVER (PARTITION BY base_id ORDER BY _usage_source_file, _usage_source_row) AS n
+              FROM named)
+        ORDER BY category, exception_id
+        """,
         {"as_of": context.as_of, "grace_seconds": options.grace_hours * 3600, **window},
     )
 
@@ -73,14 +85,15 @@ def run(context: RunContext, options: Options) -> ReconcileResult:
            USING (benefit_id) ORDER BY l.benefit_id""",
         "reconciliation/ledger.parquet",
     )
-    context.copy_parquet(db.sql_text("matches"), "reconciliation/matches.parquet")
+    con.execute("CREATE OR REPLACE TABLE recon_matches AS " + db.sql_text("matches"))
+    context.copy_parquet("SELECT * FROM recon_matches", "reconciliation/matches.parquet")
     context.copy_parquet(f"SELECT {EXCEPTION_COLUMNS} FROM recon_exceptions", "reconciliation/exceptions.parquet")
     result = ReconcileResult(payload_files=_write_payloads(context, options.lines_per_file))
 
     counted = dict(((c, a), n) for c, a, n in db.rows(con, "SELECT category, action, count(*) FROM recon_exceptions GROUP BY ALL"))
     result.categories = {c: sum(n for (cat, _), n in counted.items() if cat == c) for c in CATEGORIES}
     result.actions = {a: sum(n for (_, act), n in counted.items() if act == a) for a in ACTIONS}
-    result.matches = dict(db.rows(con, f"SELECT match, count(*) FROM ({db.sql_text('matches')}) GROUP BY ALL"))
+    result.matches = dict(db.rows(con, "SELECT match, count(*) FROM recon_matches GROUP BY ALL ORDER BY ALL"))
     result.seconds = round(time.perf_counter() - started, 3)
     context.stages["reconcile"] = {
         "seconds": result.seconds,

@@ -17,11 +17,14 @@ WITH usage AS (
     QUALIFY row_number() OVER (
         PARTITION BY u.usage_source_file, u.usage_source_row
         ORDER BY (i.benefit_id = u.named_benefit_id) DESC NULLS LAST, i.item_position) = 1
+), used_codes AS (
+    SELECT DISTINCT redeem_code AS code FROM usage WHERE redeem_code IS NOT NULL
 ), instance_codes AS (
+    -- Only codes some sale used: there are millions of instances, and far fewer codes rung up.
     SELECT code, min(id) AS benefit_id
     FROM (SELECT id, redeem_code_pos AS code FROM benefits
           UNION ALL SELECT id, redeem_code_online FROM benefits)
-    WHERE code IS NOT NULL
+    WHERE code IN (SELECT code FROM used_codes)
     GROUP BY code
 ), definition_codes AS (
     SELECT code, min(id) AS definition_id
