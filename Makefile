@@ -25,9 +25,14 @@ run: $(STAMP) ## Run the whole pipeline on sample_data/ into runs/sample/
 test: $(STAMP) ## Run the test suite
 	$(BIN)/python -m pytest
 
-bench: $(STAMP) ## Run the benchmarks and append figures to benchmarks/RESULTS.md
+bench: $(STAMP) ## Run the benchmarks (tens of minutes) and record figures in benchmarks/RESULTS.md
 	$(BIN)/python benchmarks/bench_validate.py --rows 1000000
 	$(BIN)/python benchmarks/bench_jsonlogic.py
+	$(BIN)/python benchmarks/bench_issue.py --profiles 1000000
+	$(BIN)/python benchmarks/bench_issue.py --profiles 10000000
+	$(BIN)/python benchmarks/bench_issue.py --profiles 10000000 --memory-limit 5GB
+	$(BIN)/python benchmarks/bench_reconcile.py --benefits 5000000
+	$(BIN)/python benchmarks/bench_reconcile.py --benefits 5000000 --memory-limit 4GB
 
 clean: ## Remove run outputs and the virtual environment
 	rm -rf runs $(VENV) .pytest_cache *.egg-info
