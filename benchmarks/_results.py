@@ -48,6 +48,21 @@ def timed(command: list[str]) -> tuple[float, float, subprocess.CompletedProcess
     return seconds, stats["maxrss_kib"] / 1024, result
 
 
+def run_omneo(arguments: list[str], out: Path, memory_limit: str | None = None) -> tuple[float, float, dict]:
+    """Run `omneo-bulk ARGUMENTS --out OUT` afresh; return wall seconds, peak MiB and manifest."""
+    import json
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)
+    command = [str(Path(sys.executable).with_name("omneo-bulk")), *arguments, "--out", str(out)]
+    if memory_limit:
+        command += ["--memory-limit", memory_limit]
+    seconds, peak_mib, result = timed(command)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(arguments[:1])} failed:\n{result.stdout}\n{result.stderr}")
+    return seconds, peak_mib, json.loads((out / "manifest.json").read_text())
+
+
 def update_section(title: str, body: str) -> None:
     """Replace (or append) the `## title` section of RESULTS.md with `body`."""
     text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"

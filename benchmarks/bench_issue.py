@@ -8,7 +8,6 @@ its wall time and peak RSS can be measured. Figures go to RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import machine, timed, update_section  # noqa: E402
+from _results import machine, run_omneo, update_section  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 AS_OF = "2026-11-22T09:00:00+11:00"
@@ -180,17 +179,12 @@ def main() -> None:
     args = parser.parse_args()
     folder = generate(args.profiles)
     out, state = DATA / f"issue-{args.profiles}-run", DATA / f"issue-{args.profiles}-state"
-    shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(state, ignore_errors=True)
-    omneo = str(Path(sys.executable).with_name("omneo-bulk"))
-    command = [omneo, "issue", "--input", str(folder), "--campaigns", str(folder / "campaigns.toml"),
-               "--out", str(out), "--state", str(state), "--as-of", AS_OF, "--max-reject-ratio", "1"]
-    if args.memory_limit:
-        command += ["--memory-limit", args.memory_limit]
-    seconds, peak_mib, result = timed(command)
-    if result.returncode != 0:
-        raise SystemExit(f"issue failed:\n{result.stdout}\n{result.stderr}")
-    manifest = json.loads((out / "manifest.json").read_text())
+    seconds, peak_mib, manifest = run_omneo(
+        ["issue", "--input", str(folder), "--campaigns", str(folder / "campaigns.toml"), "--state", str(state),
+         "--as-of", AS_OF, "--max-reject-ratio", "1"],
+        out, args.memory_limit,
+    )
     stages = {s["stage"]: s for s in manifest["stages"]}
     issue = stages["issue"]
     rows_read = stages["validate"]["rows_read"]

@@ -9,15 +9,13 @@ peak RSS; figures go to RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import sys
 from pathlib import Path
 
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import machine, timed, update_section  # noqa: E402
+from _results import machine, run_omneo, update_section  # noqa: E402
 from bench_issue import DEFINITIONS  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
@@ -96,17 +94,10 @@ def main() -> None:
     parser.add_argument("--memory-limit", default=None)
     args = parser.parse_args()
     folder = generate(args.benefits)
-    out = DATA / f"reconcile-{args.benefits}-run"
-    shutil.rmtree(out, ignore_errors=True)
-    omneo = str(Path(sys.executable).with_name("omneo-bulk"))
-    command = [omneo, "reconcile", "--input", str(folder), "--out", str(out), "--as-of", AS_OF,
-               "--max-reject-ratio", "1"]
-    if args.memory_limit:
-        command += ["--memory-limit", args.memory_limit]
-    seconds, peak_mib, result = timed(command)
-    if result.returncode != 0:
-        raise SystemExit(f"reconcile failed:\n{result.stdout}\n{result.stderr}")
-    manifest = json.loads((out / "manifest.json").read_text())
+    seconds, peak_mib, manifest = run_omneo(
+        ["reconcile", "--input", str(folder), "--as-of", AS_OF, "--max-reject-ratio", "1"],
+        DATA / f"reconcile-{args.benefits}-run", args.memory_limit,
+    )
     stages = {s["stage"]: s for s in manifest["stages"]}
     recon = stages["reconcile"]
     rows = stages["validate"]["datasets"]

@@ -7,15 +7,13 @@ then `omneo-bulk validate` runs in a child process so its peak memory can be mea
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import sys
 from pathlib import Path
 
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import machine, timed, update_section  # noqa: E402
+from _results import machine, run_omneo, update_section  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 
@@ -60,15 +58,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     args = parser.parse_args()
     folder = make_profiles(args.rows)
-    out = DATA / f"validate-{args.rows}-run"
-    shutil.rmtree(out, ignore_errors=True)
-    omneo = str(Path(sys.executable).with_name("omneo-bulk"))
-    seconds, peak_mib, result = timed(
-        [omneo, "validate", "--input", str(folder), "--out", str(out), "--max-reject-ratio", "1"]
+    seconds, peak_mib, manifest = run_omneo(
+        ["validate", "--input", str(folder), "--max-reject-ratio", "1"], DATA / f"validate-{args.rows}-run"
     )
-    if result.returncode != 0:
-        raise SystemExit(f"validate failed:\n{result.stdout}\n{result.stderr}")
-    manifest = json.loads((out / "manifest.json").read_text())
     profiles = manifest["stages"][0]["datasets"]["profiles"]
     size_mib = (folder / "profiles.csv").stat().st_size / 2**20
     body = f"""

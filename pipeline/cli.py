@@ -15,7 +15,7 @@ import click
 
 from pipeline import __version__, campaigns, issuance, reconcile, validate
 from pipeline.context import RunContext, parse_as_of
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.errors import PipelineError
 
 ENV_PREFIX = "OMNEO_BULK"
 
