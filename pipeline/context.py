@@ -16,7 +16,7 @@ import duckdb
 
 from pipeline import __version__, db
 from pipeline.errors import ConfigError
-from pipeline.files import atomic_path, sha256_of, write_json_atomic
+from pipeline.files import sha256_of, write_json_atomic
 
 
 def parse_as_of(text: str | None, naive_timezone: str = "UTC") -> datetime:
@@ -101,13 +101,7 @@ class RunContext:
 
     def copy_parquet(self, select: str, relative: str, params: list | None = None) -> Output:
         """Write a SELECT's rows to `relative` under the run folder as Parquet, atomically."""
-        final = self.out_dir / relative
-        with atomic_path(final) as temporary:
-            self.con.execute(
-                f"COPY ({select}) TO '{_sql_path(temporary)}' (FORMAT parquet, COMPRESSION zstd)",
-                params or [],
-            )
-        rows = db.scalar(self.con, "SELECT count(*) FROM read_parquet(?)", [str(final)])
+        rows = db.copy_atomic(self.con, select, self.out_dir / relative, "FORMAT parquet, COMPRESSION zstd", params)
         return self.record_output(relative, rows)
 
     def record_output(self, relative: str, rows: int | None) -> Output:
@@ -129,8 +123,3 @@ class RunContext:
         path = self.out_dir / "manifest.json"
         write_json_atomic(path, self.manifest())
         return path
-
-
-def _sql_path(path: Path) -> str:
-    # COPY ... TO takes no bound parameter for its target; quote it as a string literal.
-    return str(path).replace("'", "''")

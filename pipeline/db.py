@@ -10,6 +10,9 @@ from importlib import resources
 from pathlib import Path
 
 import duckdb
+from sqlglot import exp
+
+from pipeline.files import atomic_path
 
 
 def default_memory_limit() -> str:
@@ -62,3 +65,18 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None)
     """The first column of the first row of a query, the result drained."""
     result = rows(con, sql, params)
     return result[0][0] if result else None
+
+
+def quote(name: str) -> str:
+    """A column or table name as a quoted DuckDB identifier: any text is safe in SQL."""
+    return exp.to_identifier(name, quoted=True).sql("duckdb")
+
+
+def copy_atomic(
+    con: duckdb.DuckDBPyConnection, select: str, final: Path, options: str, params: list | None = None
+) -> int:
+    """COPY a SELECT's rows to `final` under a temporary name, then rename; return rows written."""
+    with atomic_path(final) as temporary:
+        # COPY … TO takes no bound parameter for its target: a quoted string literal instead.
+        target = exp.Literal.string(str(temporary)).sql("duckdb")
+        return scalar(con, f"COPY ({select}) TO {target} ({options})", params)

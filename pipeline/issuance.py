@@ -11,8 +11,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlglot import exp
-
 from pipeline import db, payloads, state
 from pipeline.campaigns import Campaign
 from pipeline.context import RunContext
@@ -97,7 +95,7 @@ def build_profile_context(
     context_sql = db.sql_text("profile_context")
     params = {"as_of": context.as_of, "default_timezone": context.default_timezone}
     available = [name for name, *_ in db.rows(con, f"DESCRIBE {context_sql}", params) if name not in HIDDEN]
-    selected = ", ".join(_identifier(name) for name in _columns_read(rules, list(priorities), available))
+    selected = ", ".join(db.quote(name) for name in _columns_read(rules, list(priorities), available))
     where = f"WHERE id IN ({only_profiles})" if only_profiles else ""
     con.execute(f"CREATE OR REPLACE TABLE profile_context AS SELECT {selected} FROM ({context_sql}) {where}", params)
     columns = {name: kind for name, kind, *_ in db.rows(con, "DESCRIBE profile_context")}
@@ -182,7 +180,7 @@ def _compile(
             f"campaign {campaign.id!r}: priority {campaign.priority!r} is not a profile variable "
             "(e.g. joined_at, -aggregations.spend_12m)"
         )
-    return audience, condition, _identifier(campaign.priority_column)
+    return audience, condition, db.quote(campaign.priority_column)
 
 
 def _plan_campaign(
@@ -309,7 +307,3 @@ def _var_paths(node) -> set[str] | None:
         names = names if isinstance(names, list) else [names]
         return set(names) if all(isinstance(n, str) for n in names) else None
     return _var_paths(args)
-
-
-def _identifier(name: str) -> str:
-    return exp.to_identifier(name, quoted=True).sql("duckdb")

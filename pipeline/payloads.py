@@ -12,7 +12,6 @@ from sqlglot import exp
 
 from pipeline import db
 from pipeline.context import RunContext
-from pipeline.files import atomic_path
 
 BATCH_PATH = "/api/v3/benefits/batch.json"
 SINGLE_PATH = "/api/v3/benefits"
@@ -60,15 +59,15 @@ def write_lines(context: RunContext, kind: str, table: str, lines_per_file: int)
     written = []
     for part in range(-(-lines // lines_per_file)):
         relative = f"payloads/{kind}/part-{part:05d}.ndjson"
-        with atomic_path(context.out_dir / relative) as temporary:
-            target = str(temporary).replace("'", "''")
-            # Lines are finished JSON: written as they are (no quoting; JSON text never holds
-            # a raw newline or U+001F).
-            context.con.execute(
-                f"""COPY (SELECT line FROM {table} WHERE line_no > ? AND line_no <= ? ORDER BY line_no)
-                    TO '{target}' (FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER chr(31))""",
-                [part * lines_per_file, (part + 1) * lines_per_file],
-            )
-        context.record_output(relative, min(lines_per_file, lines - part * lines_per_file))
+        # Lines are finished JSON: written as they are (no quoting; JSON text never holds a
+        # raw newline or U+001F).
+        rows = db.copy_atomic(
+            context.con,
+            f"SELECT line FROM {table} WHERE line_no > ? AND line_no <= ? ORDER BY line_no",
+            context.out_dir / relative,
+            "FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER chr(31)",
+            [part * lines_per_file, (part + 1) * lines_per_file],
+        )
+        context.record_output(relative, rows)
         written.append(relative)
     return written

@@ -463,8 +463,7 @@ def _require_columns(source: SourceFile, columns: list[str]) -> None:
 
 def _csv_header(source: SourceFile) -> tuple[list[str], str]:
     """The header's column names and the delimiter, read from the first record."""
-    opener = gzip.open if source.path.name.lower().endswith(".gz") else open
-    with opener(source.path, "rb") as raw:
+    with _open_bytes(source.path) as raw:
         first = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="").readline()
     if not first.strip():
         raise InputError(f"{source.display}: empty file, no header row")
@@ -478,6 +477,11 @@ def _csv_header(source: SourceFile) -> tuple[list[str], str]:
     return header, delimiter
 
 
+def _open_bytes(path: Path):
+    """A file's bytes, decompressed when it is gzip (`.gz`)."""
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+
+
 def _blank_lines_before(path: Path, positions: list[int]) -> dict[int, int]:
     """For each byte position, how many blank lines come before it in the (decompressed) file.
 
@@ -487,10 +491,9 @@ def _blank_lines_before(path: Path, positions: list[int]) -> dict[int, int]:
     """
     if not positions:
         return {}
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
     blank_at: list[int] = []
     offset, quotes, previous = 0, 0, b"\n"
-    with opener(path, "rb") as handle:
+    with _open_bytes(path) as handle:
         while chunk := handle.read(8 * 2**20):
             joined = previous + chunk  # a blank line may straddle two chunks
             counted = len(previous)  # quotes of `previous` were counted with the last chunk

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.files import atomic_path
+from pipeline.db import copy_atomic
 
 STATE_FILE = "issued.parquet"
 STATE_DDL = """(
@@ -40,10 +40,5 @@ def record(con: duckdb.DuckDBPyConnection, state_dir: Path, run_id: str) -> int:
         """,
         [run_id],
     ).fetchall()[0][0]
-    path = state_dir / STATE_FILE
-    with atomic_path(path) as temporary:
-        target = str(temporary).replace("'", "''")
-        con.execute(
-            f"COPY issuance_state TO '{target}' (FORMAT parquet)"
-        )
+    copy_atomic(con, "SELECT * FROM issuance_state", state_dir / STATE_FILE, "FORMAT parquet")
     return added

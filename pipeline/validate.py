@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 import pandera.polars as pa
 import polars as pl
-from sqlglot import exp
 
 from pipeline import db
 from pipeline.coerce import typed_select
@@ -191,7 +190,7 @@ PANDERA_CHUNK_ROWS = 1_000_000
 def _pandera_rejects(context: RunContext, dataset: Dataset, typed: str, rejects: str) -> None:
     """Run the dataset's pandera model over the typed rows; its failures become rejects."""
     con = context.con
-    columns = ", ".join(exp.to_identifier(c, quoted=True).sql("duckdb") for c in dataset.columns)
+    columns = ", ".join(db.quote(c) for c in dataset.columns)
     total = db.scalar(con, f"SELECT count(*) FROM {typed}")
     for start in range(0, total, PANDERA_CHUNK_ROWS):
         frame = con.sql(
@@ -292,7 +291,7 @@ def _explain_rules(context: RunContext, rejects: str) -> None:
 def _duplicate_rejects(context: RunContext, dataset: Dataset, typed: str, rejects: str) -> None:
     """A repeated key keeps its first accepted row (by file, then row); later ones are rejected."""
     for key in dataset.unique:
-        column = exp.to_identifier(key, quoted=True).sql("duckdb")
+        column = db.quote(key)
         context.con.execute(
             f"""
             INSERT INTO {rejects}
@@ -324,8 +323,8 @@ def _duplicate_rejects(context: RunContext, dataset: Dataset, typed: str, reject
 def _reference_rejects(context: RunContext, dataset: Dataset, typed: str, rejects: str) -> None:
     """A row naming a row of another dataset that was not accepted is rejected."""
     for reference in dataset.references:
-        column = exp.to_identifier(reference.column, quoted=True).sql("duckdb")
-        target = exp.to_identifier(reference.target, quoted=True).sql("duckdb")
+        column = db.quote(reference.column)
+        target = db.quote(reference.target)
         context.con.execute(
             f"""
             INSERT INTO {rejects}
