@@ -22,8 +22,17 @@ install: $(STAMP) ## Create .venv and install the package with its test tools
 run: $(STAMP) ## Run the whole pipeline on sample_data/ into runs/sample/
 	$(BIN)/omneo-bulk run --input sample_data --campaigns sample_data/campaigns.toml --out runs/sample --as-of "$(AS_OF)"
 
-test: $(STAMP) ## Run the test suite
+test: $(STAMP) browser ## Run the test suite (installs Chromium for the report test when missing)
 	$(BIN)/python -m pytest
+
+# The report test opens report.html in Debian's Chromium; Playwright drives that binary and
+# never downloads a browser of its own.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser: ## Install Debian's chromium when it is missing (needs root or sudo)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for tests/test_report_browser.py"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 bench: $(STAMP) ## Run the benchmarks (tens of minutes) and record figures in benchmarks/RESULTS.md
 	$(BIN)/python benchmarks/bench_validate.py --rows 1000000
@@ -37,4 +46,4 @@ bench: $(STAMP) ## Run the benchmarks (tens of minutes) and record figures in be
 clean: ## Remove run outputs and the virtual environment
 	rm -rf runs $(VENV) .pytest_cache *.egg-info
 
-.PHONY: help install run test bench clean
+.PHONY: help install run test browser bench clean

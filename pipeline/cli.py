@@ -13,9 +13,10 @@ from pathlib import Path
 
 import click
 
-from pipeline import __version__, campaigns, issuance, reconcile, validate
+from pipeline import __version__, campaigns, issuance, reconcile, report, validate, warehouse
 from pipeline.context import RunContext, parse_as_of
 from pipeline.errors import PipelineError
+from pipeline.log import Log
 
 ENV_PREFIX = "OMNEO_BULK"
 
@@ -73,15 +74,15 @@ def input_options(command: Callable) -> Callable:
                      help="Exit 1 when rejected rows / rows read exceeds this."),
         click.option("--memory-limit", help="DuckDB memory limit, e.g. 4GB [default: half of RAM]."),
         click.option("--threads", type=click.IntRange(min=1), help="DuckDB threads [default: all cores]."),
-        click.option("--debug", is_flag=True, help="Show the traceback of an error."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-def _context(options: dict) -> RunContext:
+def _context(options: dict, log: Log) -> RunContext:
     return RunContext(
+        progress=log.progress(),
         out_dir=options["out_dir"],
         input_dir=options["input_dir"],
         as_of=parse_as_of(options["as_of"], options["naive_timezone"]),
@@ -93,26 +94,39 @@ def _context(options: dict) -> RunContext:
     )
 
 
-def reports_errors(command: Callable) -> Callable:
-    """Turn a domain error into one line on stderr and its exit status."""
+def output_options(command: Callable) -> Callable:
+    """--quiet, --log-format and --debug: how a command speaks, shared by every command."""
+    options = [
+        click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors (no progress, no summary)."),
+        click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+                     help="json: every line printed is one JSON object, for schedulers."),
+        click.option("--debug", is_flag=True, help="Show the traceback of an error."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
+
+def reports_errors(command: Callable) -> Callable:
+    """Give the command its Log; turn a domain error into one line and its exit status."""
+
+    @output_options
     @functools.wraps(command)
-    def wrapper(*args, **options):
-        debug = options.get("debug", False)
+    def wrapper(*args, quiet: bool, log_format: str, debug: bool, **options):
+        log = Log(log_format, quiet)
         try:
-            return command(*args, **options)
+            return command(*args, log=log, **options)
         except PipelineError as error:
             if debug:
                 raise
-            click.echo(f"error: {error}", err=True)
-            if error.hint:
-                click.echo(f"hint: {error.hint}", err=True)
+            log.error(str(error), error.hint)
             sys.exit(error.exit_code)
         except Exception as error:  # a bug: still one line, the traceback behind --debug
             if debug:
                 raise
-            click.echo(f"internal error: {type(error).__name__}: {error}", err=True)
-            click.echo("hint: rerun with --debug for the traceback, and report it", err=True)
+            first_line = (str(error).strip().splitlines() or [""])[0]
+            log.error(f"{type(error).__name__}: {first_line}", "rerun with --debug for the traceback, and report it",
+                      event="internal_error")
             sys.exit(1)
 
     return wrapper
@@ -149,28 +163,31 @@ def _validate(
 @main.command("validate")
 @input_options
 @reports_errors
-def validate_command(**options) -> None:
+def validate_command(log: Log, **options) -> None:
     """Read every export in --input, validate it, and write validated/ and rejects/.
 
     \b
     Example:
       omneo-bulk validate --input sample_data --out runs/sample
     """
-    context = _context(options)
+    context = _context(options, log)
     try:
         result, _ = _validate(context)
     finally:
         context.close()
-    _echo_validation(result, context)
+    _echo_validation(log, result, context)
 
 
-def _echo_validation(result: validate.ValidateResult, context: RunContext) -> None:
+def _echo_validation(log: Log, result: validate.ValidateResult, context: RunContext) -> None:
     for dataset, totals in result.totals().items():
-        click.echo(
+        log.event(
+            "dataset_validated",
             f"{dataset:<20} {totals['rows_read']:>10} read {totals['accepted']:>10} accepted "
-            f"{totals['rejected']:>8} rejected"
+            f"{totals['rejected']:>8} rejected",
+            dataset=dataset, **totals,
         )
-    click.echo(f"wrote {context.out_dir / 'manifest.json'}")
+    log.event("manifest_written", f"wrote {context.out_dir / 'manifest.json'}",
+              path=str(context.out_dir / "manifest.json"))
 
 
 def issue_options(command: Callable) -> Callable:
@@ -201,21 +218,24 @@ def _issue_options(options: dict) -> issuance.Options:
     )
 
 
-def _echo_issuance(result: issuance.IssueResult) -> None:
+def _echo_issuance(log: Log, result: issuance.IssueResult) -> None:
     for campaign in result.campaigns:
         skipped = sum(campaign["skipped"].values())
-        click.echo(
+        log.event(
+            "campaign_planned",
             f"{campaign['campaign_id']:<28} {campaign['considered']:>9} considered "
-            f"{campaign['issued']:>9} issued {skipped:>9} skipped"
+            f"{campaign['issued']:>9} issued {skipped:>9} skipped",
+            **campaign,
         )
-    click.echo(f"{result.issued} benefits in {len(result.payload_files)} payload file(s)")
+    log.event("issued", f"{result.issued} benefits in {len(result.payload_files)} payload file(s)",
+              benefits=result.issued, payload_files=len(result.payload_files))
 
 
 @main.command("issue")
 @input_options
 @issue_options
 @reports_errors
-def issue_command(**options) -> None:
+def issue_command(log: Log, **options) -> None:
     """Validate --input, plan tonight's campaigns, and write the benefit payloads.
 
     \b
@@ -224,7 +244,7 @@ def issue_command(**options) -> None:
           --out runs/tonight --as-of "2026-11-22 09:00:00"
     """
     stage_options = _issue_options(options)  # a bad campaigns file stops before any output
-    context = _context(options)
+    context = _context(options, log)
     try:
         _, prepared = _validate(
             context,
@@ -235,7 +255,7 @@ def issue_command(**options) -> None:
         context.write_manifest()
     finally:
         context.close()
-    _echo_issuance(result)
+    _echo_issuance(log, result)
 
 
 def reconcile_options(command: Callable) -> Callable:
@@ -259,12 +279,14 @@ def _reconcile_options(options: dict) -> reconcile.Options:
     )
 
 
-def _echo_reconciliation(result: reconcile.ReconcileResult) -> None:
+def _echo_reconciliation(log: Log, result: reconcile.ReconcileResult) -> None:
     found = {c: n for c, n in result.categories.items() if n}
-    click.echo(
+    log.event(
+        "reconciled",
         "reconciliation: "
         + (", ".join(f"{n} {c}" for c, n in found.items()) if found else "no exceptions")
-        + f"; {len(result.payload_files)} corrective payload file(s)"
+        + f"; {len(result.payload_files)} corrective payload file(s)",
+        categories=result.categories, actions=result.actions, payload_files=len(result.payload_files),
     )
 
 
@@ -274,21 +296,21 @@ def _echo_reconciliation(result: reconcile.ReconcileResult) -> None:
 @click.option("--lines-per-file", type=click.IntRange(min=1), default=1000, show_default=True,
               help="API calls per payload file.")
 @reports_errors
-def reconcile_command(**options) -> None:
+def reconcile_command(log: Log, **options) -> None:
     """Validate --input, then reconcile Omneo's redemptions against the POS sales.
 
     \b
     Example:
       omneo-bulk reconcile --input sample_data --out runs/recon --window-minutes 1440 --grace-hours 24
     """
-    context = _context(options)
+    context = _context(options, log)
     try:
         _validate(context, required={"reconcile": reconcile.REQUIRED})
         result = reconcile.run(context, _reconcile_options(options))
         context.write_manifest()
     finally:
         context.close()
-    _echo_reconciliation(result)
+    _echo_reconciliation(log, result)
 
 
 @main.command("run")
@@ -296,29 +318,112 @@ def reconcile_command(**options) -> None:
 @issue_options
 @reconcile_options
 @reports_errors
-def run_command(**options) -> None:
-    """Run every stage on --input into --out: validate, issue, then reconcile.
+def run_command(log: Log, **options) -> None:
+    """Run every stage on --input into --out: validate, issue, reconcile, then report.
+
+    Writes report.html, report.md and warehouse.duckdb beside the stage outputs.
 
     \b
     Example:
       omneo-bulk run --input sample_data --campaigns sample_data/campaigns.toml --out runs/sample
     """
     stage_options = _issue_options(options)
-    context = _context(options)
+    context = _context(options, log)
     try:
         validated, prepared = _validate(
             context,
             lambda: issuance.prepare(context, stage_options),
             required={"issue": ("profiles", "benefit_definitions"), "reconcile": reconcile.REQUIRED},
         )
-        _echo_validation(validated, context)
+        _echo_validation(log, validated, context)
         result = issuance.run(context, stage_options, prepared)
         reconciled = reconcile.run(context, _reconcile_options(options))
+        context.close()  # frees DuckDB's memory before the report reads the files back
+        report.run(context)
         context.write_manifest()
     finally:
         context.close()
-    _echo_issuance(result)
-    _echo_reconciliation(reconciled)
+    _echo_issuance(log, result)
+    _echo_reconciliation(log, reconciled)
+    _echo_report(log, context.out_dir)
+
+
+def _echo_report(log: Log, run_dir: Path) -> None:
+    log.event("report_written", f"report: {run_dir / report.HTML_FILE}; query with "
+              f"omneo-bulk query --out {run_dir} \"SELECT * FROM summary\"",
+              html=str(run_dir / report.HTML_FILE), markdown=str(run_dir / report.MARKDOWN_FILE),
+              warehouse=str(run_dir / warehouse.FILE))
+
+
+@main.command("report")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="A finished run folder (one with manifest.json).")
+@reports_errors
+def report_command(log: Log, out_dir: Path) -> None:
+    """Rebuild warehouse.duckdb, report.html and report.md of a finished run.
+
+    \b
+    Example:
+      omneo-bulk report --out runs/sample
+    """
+    report.rebuild(out_dir)
+    _echo_report(log, out_dir)
+
+
+@main.command("query")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="The run folder whose warehouse.duckdb to query.")
+@click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True, help="table for people, csv or json (an array of objects) for programs.")
+@click.argument("sql")
+@reports_errors
+def query_command(log: Log, out_dir: Path, output_format: str, sql: str) -> None:
+    """Run SQL, read-only, against a run's warehouse: every output is a view.
+
+    \b
+    Example:
+      omneo-bulk query --out runs/sample "SELECT category, count(*) FROM exceptions GROUP BY ALL"
+      omneo-bulk query --out runs/sample --format csv "SELECT * FROM plan WHERE decision = 'issue'"
+    """
+    con = warehouse.connect(out_dir)
+    try:
+        warehouse.write_result(con, sql, output_format, click.get_text_stream("stdout"))
+    finally:
+        con.close()
+
+
+@main.command("generate")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write the exports, campaigns.toml and truth/ into (created if missing).")
+@click.option("--profiles", type=click.IntRange(min=100), required=True, help="How many customer profiles.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same files.")
+@click.option("--format", "file_format", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True,
+              help="File format of the exports.")
+@click.option("--as-of", help="The night the data leads up to [default: 2026-11-22T09:00:00+11:00].")
+@click.option("--memory-limit", help="DuckDB memory limit, e.g. 4GB [default: half of RAM].")
+@click.option("--threads", type=click.IntRange(min=1), help="DuckDB threads [default: all cores].")
+@reports_errors
+def generate_command(log: Log, out_dir: Path, profiles: int, seed: int, file_format: str, as_of: str | None,
+                     memory_limit: str | None, threads: int | None) -> None:
+    """Write realistic synthetic exports with planted anomalies listed in truth/.
+
+    \b
+    Example:
+      omneo-bulk generate --out data/demo --profiles 20000 --seed 7
+      omneo-bulk run --input data/demo --campaigns data/demo/campaigns.toml \\
+          --out runs/demo --as-of 2026-11-22T09:00:00+11:00
+    """
+    from pipeline import generate
+
+    result = generate.generate(
+        out_dir, profiles=profiles, seed=seed, file_format=file_format,
+        as_of=parse_as_of(as_of or generate.DEFAULT_AS_OF), memory_limit=memory_limit, threads=threads,
+    )
+    for dataset, rows in result.rows.items():
+        log.event("dataset_generated", f"{dataset:<20} {rows:>10} rows", dataset=dataset, rows=rows)
+    log.event("truth_written", f"{sum(result.anomalies.values())} planted anomalies and "
+              f"{sum(result.invalid.values())} invalid rows listed in {out_dir / 'truth'}",
+              anomalies=result.anomalies, invalid=result.invalid, path=str(out_dir / "truth"))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,6 +17,7 @@ import duckdb
 from pipeline import __version__, db
 from pipeline.errors import ConfigError
 from pipeline.files import sha256_of, write_json_atomic
+from pipeline.log import Silent
 
 
 def parse_as_of(text: str | None, naive_timezone: str = "UTC") -> datetime:
@@ -68,6 +69,7 @@ class RunContext:
     inputs: list[dict] = field(default_factory=list)
     stages: dict[str, dict] = field(default_factory=dict)
     outputs: dict[str, Output] = field(default_factory=dict)
+    progress: Silent = field(default_factory=Silent)
     _con: duckdb.DuckDBPyConnection | None = None
 
     def __post_init__(self) -> None:
@@ -114,6 +116,11 @@ class RunContext:
             "run_id": self.run_id,
             "as_of": self.as_of.isoformat(),
             "version": self.version,
+            "settings": {
+                "naive_timezone": self.naive_timezone,
+                "default_timezone": self.default_timezone,
+                "max_reject_ratio": self.max_reject_ratio,
+            },
             "inputs": self.inputs,
             "stages": [{"stage": name, **record} for name, record in self.stages.items()],
             "outputs": [vars(output) for output in sorted(self.outputs.values(), key=lambda o: o.path)],

@@ -6,6 +6,7 @@ Every stage gets its connection from `connect`, so limits and time zone are set 
 from __future__ import annotations
 
 import os
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -50,6 +51,13 @@ def connect(
 def sql_text(name: str) -> str:
     """The text of `pipeline/sql/<name>.sql`, shipped inside the package."""
     return resources.files("pipeline").joinpath("sql", f"{name}.sql").read_text(encoding="utf-8")
+
+
+def sql_parts(name: str) -> dict[str, str]:
+    """The statements of `pipeline/sql/<name>.sql`, each headed by a `-- part: <key>` line."""
+    text = sql_text(name)
+    found = re.findall(r"^-- part: (\w+)\n(.*?)(?=^-- part:|\Z)", text, re.S | re.M)
+    return {key: body.strip() for key, body in found}
 
 
 # DuckDB 2.0 streams results: an execute() result left half-read owns the connection and

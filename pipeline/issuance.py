@@ -107,23 +107,29 @@ def run(context: RunContext, options: Options, prepared: Prepared) -> IssueResul
     started = time.perf_counter()
     con = context.con
     definitions = prepared.definitions
-    state.load(con, options.state_dir)
-    con.execute("CREATE OR REPLACE TABLE holdings AS " + db.sql_text("holdings"))
-    con.execute(f"CREATE OR REPLACE TABLE plan {PLAN_DDL}")
     result = IssueResult()
-    for campaign, (audience, condition, priority) in zip(options.campaigns, prepared.rules):
-        result.campaigns.append(
-            _plan_campaign(context, campaign, definitions[campaign.id], audience, condition, priority)
-        )
-    result.issued = sum(c["issued"] for c in result.campaigns)
+    with context.progress.stage("issue", len(options.campaigns) + 4) as step:
+        step("holdings")
+        state.load(con, options.state_dir)
+        con.execute("CREATE OR REPLACE TABLE holdings AS " + db.sql_text("holdings"))
+        con.execute(f"CREATE OR REPLACE TABLE plan {PLAN_DDL}")
+        for campaign, (audience, condition, priority) in zip(options.campaigns, prepared.rules):
+            step(campaign.id)
+            result.campaigns.append(
+                _plan_campaign(context, campaign, definitions[campaign.id], audience, condition, priority)
+            )
+        result.issued = sum(c["issued"] for c in result.campaigns)
 
-    # `plan` is in plan order already (campaign, then profile): a scan keeps that order.
-    context.copy_parquet(f"SELECT {PLAN_COLUMNS} FROM plan", "issuance/plan.parquet")
-    result.payload_files = payloads.write_benefits(
-        context, batch_size=options.batch_size, lines_per_file=options.lines_per_file, single=options.single
-    )
-    # Last: once the state says a benefit was emitted, a rerun will never emit it again.
-    state.record(con, options.state_dir, context.run_id)
+        step("plan.parquet")
+        # `plan` is in plan order already (campaign, then profile): a scan keeps that order.
+        context.copy_parquet(f"SELECT {PLAN_COLUMNS} FROM plan", "issuance/plan.parquet")
+        step("payloads")
+        result.payload_files = payloads.write_benefits(
+            context, batch_size=options.batch_size, lines_per_file=options.lines_per_file, single=options.single
+        )
+        step("state")
+        # Last: once the state says a benefit was emitted, a rerun will never emit it again.
+        state.record(con, options.state_dir, context.run_id)
     result.seconds = round(time.perf_counter() - started, 3)
     context.stages["issue"] = {
         "seconds": result.seconds,

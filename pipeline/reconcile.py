@@ -54,41 +54,47 @@ def run(context: RunContext, options: Options) -> ReconcileResult:
     started = time.perf_counter()
     con = context.con
     window = {"window_seconds": options.window_minutes * 60}
-    con.execute("CREATE OR REPLACE TABLE recon_items AS " + db.sql_text("recon_items"))
-    con.execute("CREATE OR REPLACE TABLE recon_usages AS " + db.sql_text("recon_usages"))
-    _match(context, window)
-    con.execute("CREATE OR REPLACE TABLE recon_ledger AS " + db.sql_text("ledger"), {"as_of": context.as_of})
-    _claim_eligible(context)
-    # exception_id names the finding by business ids (never by file row), so a reordered
-    # export yields the same ids and so the same idempotency keys; a count tells apart
-    # findings that share every id (the same code rung up twice on one sale).
-    con.execute(
-        f"""
-        CREATE OR REPLACE TABLE recon_exceptions AS
-        WITH found AS ({db.sql_text('exceptions')}),
-        named AS (
-            SELECT category || ':' || concat_ws(':', benefit_id, definition_id, redemption_id, _item_position,
-                                                 transaction_external_id, _redeem_code) AS base_id, *
-            FROM found
+    with context.progress.stage("reconcile", 5) as step:
+        step("resolving usages")
+        con.execute("CREATE OR REPLACE TABLE recon_items AS " + db.sql_text("recon_items"))
+        con.execute("CREATE OR REPLACE TABLE recon_usages AS " + db.sql_text("recon_usages"))
+        step("matching")
+        _match(context, window)
+        step("ledger and exceptions")
+        con.execute("CREATE OR REPLACE TABLE recon_ledger AS " + db.sql_text("ledger"), {"as_of": context.as_of})
+        _claim_eligible(context)
+        # exception_id names the finding by business ids (never by file row), so a reordered
+        # export yields the same ids and so the same idempotency keys; a count tells apart
+        # findings that share every id (the same code rung up twice on one sale).
+        con.execute(
+            f"""
+            CREATE OR REPLACE TABLE recon_exceptions AS
+            WITH found AS ({db.sql_text('exceptions')}),
+            named AS (
+                SELECT category || ':' || concat_ws(':', benefit_id, definition_id, redemption_id, _item_position,
+                                                     transaction_external_id, _redeem_code) AS base_id, *
+                FROM found
+            )
+            SELECT base_id || CASE WHEN n > 1 THEN ':' || n ELSE '' END AS exception_id, * EXCLUDE (base_id, n)
+            FROM (SELECT *, row_number() OVER (PARTITION BY base_id ORDER BY _usage_source_file, _usage_source_row) AS n
+                  FROM named)
+            ORDER BY category, exception_id
+            """,
+            {"as_of": context.as_of, "grace_seconds": options.grace_hours * 3600, **window},
         )
-        SELECT base_id || CASE WHEN n > 1 THEN ':' || n ELSE '' END AS exception_id, * EXCLUDE (base_id, n)
-        FROM (SELECT *, row_number() OVER (PARTITION BY base_id ORDER BY _usage_source_file, _usage_source_row) AS n
-              FROM named)
-        ORDER BY category, exception_id
-        """,
-        {"as_of": context.as_of, "grace_seconds": options.grace_hours * 3600, **window},
-    )
 
-    context.copy_parquet(
-        """SELECT l.*, coalesce(f.findings, 0) AS findings FROM recon_ledger l
-           LEFT JOIN (SELECT benefit_id, count(*) AS findings FROM recon_exceptions GROUP BY ALL) f
-           USING (benefit_id) ORDER BY l.benefit_id""",
-        "reconciliation/ledger.parquet",
-    )
-    con.execute("CREATE OR REPLACE TABLE recon_matches AS " + db.sql_text("matches"))
-    context.copy_parquet("SELECT * FROM recon_matches", "reconciliation/matches.parquet")
-    context.copy_parquet(f"SELECT {EXCEPTION_COLUMNS} FROM recon_exceptions", "reconciliation/exceptions.parquet")
-    result = ReconcileResult(payload_files=_write_payloads(context, options.lines_per_file))
+        step("writing outputs")
+        context.copy_parquet(
+            """SELECT l.*, coalesce(f.findings, 0) AS findings FROM recon_ledger l
+               LEFT JOIN (SELECT benefit_id, count(*) AS findings FROM recon_exceptions GROUP BY ALL) f
+               USING (benefit_id) ORDER BY l.benefit_id""",
+            "reconciliation/ledger.parquet",
+        )
+        con.execute("CREATE OR REPLACE TABLE recon_matches AS " + db.sql_text("matches"))
+        context.copy_parquet("SELECT * FROM recon_matches", "reconciliation/matches.parquet")
+        context.copy_parquet(f"SELECT {EXCEPTION_COLUMNS} FROM recon_exceptions", "reconciliation/exceptions.parquet")
+        step("payloads")
+        result = ReconcileResult(payload_files=_write_payloads(context, options.lines_per_file))
 
     counted = dict(((c, a), n) for c, a, n in db.rows(con, "SELECT category, action, count(*) FROM recon_exceptions GROUP BY ALL"))
     result.categories = {c: sum(n for (cat, _), n in counted.items() if cat == c) for c in CATEGORIES}

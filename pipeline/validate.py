@@ -86,18 +86,20 @@ def check(context: RunContext, required: dict[str, tuple[str, ...]] | None = Non
     for stage, datasets in (required or {}).items():
         require(sources, list(datasets), stage)
     loaded: dict[str, list[LoadedFile]] = {name: [] for name in DATASETS}
-    for name in DATASETS:
-        for source in sources[name]:
-            file = loader.load(source)
-            loaded[name].append(file)
-            for child, (table, malformed) in file.nested.items():
-                rows = loader.rows_read(table, malformed)
-                child_source = SourceFile(child, source.path, source.display, source.format)
-                loaded[child].append(LoadedFile(child_source, file.sha256, table, malformed, rows, {}))
-
     result = ValidateResult()
-    for name, dataset in DATASETS.items():
-        _validate_dataset(context, loader, dataset, loaded[name], result)
+    with context.progress.stage("validate", 2 * len(DATASETS)) as step:
+        for name in DATASETS:
+            step(f"reading {name}")
+            for source in sources[name]:
+                file = loader.load(source)
+                loaded[name].append(file)
+                for child, (table, malformed) in file.nested.items():
+                    rows = loader.rows_read(table, malformed)
+                    child_source = SourceFile(child, source.path, source.display, source.format)
+                    loaded[child].append(LoadedFile(child_source, file.sha256, table, malformed, rows, {}))
+        for name, dataset in DATASETS.items():
+            step(f"checking {name}")
+            _validate_dataset(context, loader, dataset, loaded[name], result)
     result.seconds = round(time.perf_counter() - started, 3)
     return result
 
@@ -339,12 +341,14 @@ def _reference_rejects(context: RunContext, dataset: Dataset, typed: str, reject
 
 
 def _write_outputs(context: RunContext, result: ValidateResult) -> None:
-    for name in DATASETS:
-        context.copy_parquet(f"SELECT * FROM {name}", f"validated/{name}.parquet")
-        context.copy_parquet(
-            f"SELECT {REJECT_COLUMNS} FROM rejects_{name} ORDER BY source_file, source_row, \"column\", \"check\"",
-            f"rejects/{name}.parquet",
-        )
+    with context.progress.stage("write validated", len(DATASETS)) as step:
+        for name in DATASETS:
+            step(name)
+            context.copy_parquet(f"SELECT * FROM {name}", f"validated/{name}.parquet")
+            context.copy_parquet(
+                f"SELECT {REJECT_COLUMNS} FROM rejects_{name} ORDER BY source_file, source_row, \"column\", \"check\"",
+                f"rejects/{name}.parquet",
+            )
     context.con.execute(
         "CREATE OR REPLACE TABLE rejects AS "
         + " UNION ALL ".join(f"SELECT {REJECT_COLUMNS} FROM rejects_{name}" for name in DATASETS)

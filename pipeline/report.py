@@ -1,0 +1,347 @@
+"""`report.html` and `report.md`: what a run did, for the people who read it in the morning.
+
+Every figure comes from the run's warehouse (the summary view and report.sql), so the
+report, the warehouse and the files can never disagree. The HTML is one self-contained
+file: inline CSS and inline SVG charts drawn here, no script, font or image from anywhere,
+so it opens offline and in a mail client's preview. The Markdown carries the same
+headlines as text for chat or email.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pipeline import db, warehouse
+from pipeline.context import RunContext
+from pipeline.errors import InputError
+from pipeline.files import sha256_of, write_json_atomic, write_text_atomic
+from pipeline.log import Advance
+
+HTML_FILE = "report.html"
+MARKDOWN_FILE = "report.md"
+NEEDS = {
+    "issuance_by_campaign": "plan",
+    "exceptions_by_category": "exceptions",
+    "redemptions_per_day": "matches",
+    "top_exceptions": "exceptions",
+    "rejects_summary": "rejects",
+}
+PALETTE = ("#2f6fb0", "#e07b39", "#3a9a5b", "#c4424a", "#8a63b8", "#8c6d4f", "#d36fb2", "#7a7a7a", "#b5b233", "#33aab8")
+
+
+@dataclass
+class Figures:
+    """Everything the report shows, read from the warehouse."""
+
+    manifest: dict
+    summary: list[tuple[str, str, int]]
+    parts: dict[str, tuple[list[str], list[tuple]]] = field(default_factory=dict)
+    timezone: str = "UTC"
+
+    def metric(self, area: str, name: str) -> int | None:
+        return next((v for a, m, v in self.summary if a == area and m == name), None)
+
+
+def run(context: RunContext) -> list[str]:
+    """The report stage of a run: warehouse, report.html and report.md, listed in the manifest."""
+    started = time.perf_counter()
+    with context.progress.stage("report", 2) as step:
+        step("warehouse")
+        outputs = publish(context.out_dir, context.manifest(), step)
+    for relative in outputs:
+        context.record_output(relative, None)
+    context.stages["report"] = {"seconds": round(time.perf_counter() - started, 3), "outputs": outputs}
+    return outputs
+
+
+def rebuild(run_dir: Path) -> list[str]:
+    """`omneo-bulk report`: rebuild the warehouse and reports of a finished run from its manifest."""
+    path = run_dir / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest["outputs"], manifest["stages"]
+    except FileNotFoundError:
+        raise InputError(f"{path}: no manifest here; is {run_dir} a run folder?") from None
+    except (ValueError, KeyError, TypeError):
+        raise InputError(f"{path}: not an omneo-bulk manifest") from None
+    started = time.perf_counter()
+    outputs = publish(run_dir, manifest)
+    listed = {o["path"]: o for o in manifest["outputs"] if o["path"] not in outputs}
+    for relative in outputs:
+        listed[relative] = {"path": relative, "sha256": sha256_of(run_dir / relative), "rows": None}
+    manifest["outputs"] = [listed[p] for p in sorted(listed)]
+    record = {"stage": "report", "seconds": round(time.perf_counter() - started, 3), "outputs": outputs}
+    manifest["stages"] = [s for s in manifest["stages"] if s.get("stage") != "report"] + [record]
+    write_json_atomic(path, manifest)
+    return outputs
+
+
+def publish(run_dir: Path, manifest: dict, step: Advance = lambda label: None) -> list[str]:
+    """Build warehouse.duckdb over the manifest's outputs, then write both reports from it."""
+    produced = {warehouse.FILE, HTML_FILE, MARKDOWN_FILE}
+    warehouse.build(run_dir, [o["path"] for o in manifest["outputs"] if o["path"] not in produced])
+    step("report.html and report.md")
+    figures = gather(run_dir, manifest)
+    write_text_atomic(run_dir / HTML_FILE, render_html(figures))
+    write_text_atomic(run_dir / MARKDOWN_FILE, render_markdown(figures))
+    return [warehouse.FILE, HTML_FILE, MARKDOWN_FILE]
+
+
+def gather(run_dir: Path, manifest: dict) -> Figures:
+    con = warehouse.connect(run_dir)
+    try:
+        views = {name for (name,) in db.rows(con, "SELECT view_name FROM duckdb_views() WHERE NOT internal")}
+        settings = manifest.get("settings", {})
+        figures = Figures(manifest, db.rows(con, "SELECT area, metric, value FROM summary"),
+                          timezone=settings.get("default_timezone", "UTC"))
+        as_of = datetime.fromisoformat(manifest["as_of"]).astimezone(ZoneInfo(figures.timezone))
+        params = {"redemptions_per_day": {"timezone": figures.timezone, "last_day": as_of.date()}}
+        for name, sql in db.sql_parts("report").items():
+            if NEEDS[name] in views:
+                result = con.execute(sql, params.get(name))
+                columns = [d[0] for d in result.description]
+                figures.parts[name] = (columns, result.fetchall())
+        return figures
+    finally:
+        con.close()
+
+
+# HTML -----------------------------------------------------------------------------------
+
+CSS = """
+:root { --ink:#1d2733; --muted:#5b6773; --line:#d9dee4; --card:#f5f7f9; }
+* { box-sizing: border-box; }
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink);
+       margin: 0 auto; max-width: 1080px; padding: 24px; }
+h1 { font-size: 24px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 32px 0 8px; }
+.meta { color: var(--muted); margin: 0 0 16px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: 10px; }
+.card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; }
+.card .value { font-size: 24px; font-weight: 650; } .card .name { color: var(--muted); font-size: 13px; }
+.card.alert .value { color: #c4424a; }
+figure.chart { margin: 8px 0 0; } figure.chart svg { display: block; width: 100%; height: auto; }
+figcaption { color: var(--muted); font-size: 13px; }
+.legend span { display: inline-block; margin-right: 14px; font-size: 13px; }
+.legend i { display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin-right: 5px; vertical-align: -1px; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; margin-top: 6px; }
+th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
+th { background: var(--card); } td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.empty { color: var(--muted); font-style: italic; }
+footer { color: var(--muted); font-size: 12px; margin-top: 40px; }
+"""
+
+
+def render_html(figures: Figures) -> str:
+    manifest = figures.manifest
+    e = html.escape
+    body = [
+        f"<h1>omneo-bulk run {e(manifest['run_id'])}</h1>",
+        f"<p class=\"meta\">As of {e(manifest['as_of'])} · version {e(manifest.get('version', ''))} · "
+        f"stages: {e(_stage_times(manifest))}</p>",
+        "<section id=\"headlines\"><h2>Headlines</h2><div class=\"cards\">",
+        *(_card(name, value, alert) for name, value, alert in headlines(figures)),
+        "</div></section>",
+        _section("issuance", "Issuance per campaign",
+                 "Profiles considered per campaign: issued, or the first skip reason.",
+                 _bars_chart("issuance", figures.parts.get("issuance_by_campaign"))),
+        _section("exceptions", "Exceptions per category",
+                 "Reconciliation findings per category, split by the action they call for.",
+                 _bars_chart("exceptions", figures.parts.get("exceptions_by_category"))),
+        _section("redemptions", "Redemptions per day: Omneo vs POS",
+                 f"Omneo redemption items and POS benefit usages per day ({e(figures.timezone)}), "
+                 "the 30 days up to the as-of day.",
+                 _day_chart("redemptions", figures.parts.get("redemptions_per_day"))),
+        _section("top-exceptions", "Top exceptions", "Errors first; the full list is reconciliation/exceptions.parquet.",
+                 _table(figures.parts.get("top_exceptions"))),
+        _section("rejects", "Rejected input rows", "Faults per dataset, reason and column; the rows are in rejects/.",
+                 _table(figures.parts.get("rejects_summary"))),
+        f"<footer>Written by omneo-bulk {e(manifest.get('version', ''))}. Figures come from warehouse.duckdb "
+        "in this folder; query it with <code>omneo-bulk query</code>.</footer>",
+    ]
+    return (
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>omneo-bulk report {e(manifest['run_id'])}</title><style>{CSS}</style></head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
+
+
+def headlines(figures: Figures) -> list[tuple[str, int, bool]]:
+    """(name, value, needs attention) for the cards and the Markdown list, when known."""
+    wanted = [
+        ("inputs", "rows_rejected", "input rows rejected", True),
+        ("issuance", "benefits_issued", "benefits issued", False),
+        ("issuance", "skipped", "profiles skipped", False),
+        ("reconciliation", "paired", "POS usages paired", False),
+        ("reconciliation", "exceptions", "exceptions", True),
+        ("reconciliation", "exceptions_error", "errors", True),
+        ("reconciliation", "manual_review", "for manual review", True),
+        ("payloads", "calls", "API calls in payloads", False),
+    ]
+    found = []
+    accepted = sum(v for a, m, v in figures.summary if a == "inputs" and m.endswith("_accepted"))
+    if any(a == "inputs" for a, _, _ in figures.summary):
+        found.append(("input rows accepted", accepted, False))
+    for area, metric, name, alert in wanted:
+        value = figures.metric(area, metric)
+        if value is not None:
+            found.append((name, value, alert and value > 0))
+    return found
+
+
+def _stage_times(manifest: dict) -> str:
+    return ", ".join(f"{s['stage']} {s.get('seconds', 0):.1f} s" for s in manifest.get("stages", [])) or "none"
+
+
+def _card(name: str, value: int, alert: bool) -> str:
+    return (f"<div class=\"card{' alert' if alert else ''}\"><div class=\"value\">{value:,}</div>"
+            f"<div class=\"name\">{html.escape(name)}</div></div>")
+
+
+def _section(anchor: str, title: str, caption: str, content: str) -> str:
+    return (f"<section id=\"{anchor}\"><h2>{html.escape(title)}</h2>"
+            f"<figcaption>{caption}</figcaption>{content}</section>")
+
+
+def _series_colours(rows: list[tuple]) -> dict[str, str]:
+    series = list(dict.fromkeys(row[1] for row in rows))
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(series)}
+
+
+def _legend(colours: dict[str, str]) -> str:
+    return "<div class=\"legend\">" + "".join(
+        f"<span><i style=\"background:{c}\"></i>{html.escape(s)}</span>" for s, c in colours.items()
+    ) + "</div>"
+
+
+def _no_data() -> str:
+    return "<p class=\"empty\">Nothing to show for this run.</p>"
+
+
+def _bars_chart(name: str, part: tuple[list[str], list[tuple]] | None) -> str:
+    """Horizontal stacked bars: one bar per label, one coloured segment per series."""
+    if not part or not part[1]:
+        return _no_data()
+    rows = part[1]
+    colours = _series_colours(rows)
+    labels = list(dict.fromkeys(row[0] for row in rows))
+    totals = {label: sum(r[2] for r in rows if r[0] == label) for label in labels}
+    widest = max(totals.values()) or 1
+    left, right, bar, gap = 210, 70, 22, 10
+    width, height = 900, len(labels) * (bar + gap) + gap
+    plot = width - left - right
+    shapes = []
+    for i, label in enumerate(labels):
+        y = gap + i * (bar + gap)
+        shapes.append(f"<text x=\"{left - 8}\" y=\"{y + bar * 0.7:.1f}\" text-anchor=\"end\" class=\"label\">"
+                      f"{html.escape(_clip(label))}</text>")
+        x = float(left)
+        for row in (r for r in rows if r[0] == label):
+            w = plot * row[2] / widest
+            shapes.append(
+                f"<rect class=\"bar\" x=\"{x:.1f}\" y=\"{y}\" width=\"{max(w, 1):.1f}\" height=\"{bar}\" "
+                f"fill=\"{colours[row[1]]}\"><title>{html.escape(f'{label} · {row[1]}: {row[2]:,}')}</title></rect>"
+            )
+            x += w
+        shapes.append(f"<text x=\"{x + 6:.1f}\" y=\"{y + bar * 0.7:.1f}\" class=\"total\">{totals[label]:,}</text>")
+    return _figure(name, width, height, shapes, colours)
+
+
+def _day_chart(name: str, part: tuple[list[str], list[tuple]] | None) -> str:
+    """Grouped vertical bars: one group per day, one bar per side (Omneo, POS)."""
+    if not part or not part[1]:
+        return _no_data()
+    rows = part[1]
+    colours = {"Omneo": PALETTE[0], "POS": PALETTE[1]}
+    days = sorted({row[0] for row in rows})
+    value = {(row[0], row[1]): row[2] for row in rows}
+    top = max(row[2] for row in rows) or 1
+    left, bottom, width, height = 44, 46, 900, 260
+    plot_w, plot_h = width - left - 10, height - bottom - 10
+    slot = plot_w / len(days)
+    bar = max(min(slot * 0.38, 26), 1)
+    shapes = [f"<line x1=\"{left}\" y1=\"{10 + plot_h}\" x2=\"{width - 10}\" y2=\"{10 + plot_h}\" stroke=\"#999\"/>",
+              f"<text x=\"{left - 6}\" y=\"16\" text-anchor=\"end\" class=\"total\">{top:,}</text>",
+              f"<text x=\"{left - 6}\" y=\"{10 + plot_h}\" text-anchor=\"end\" class=\"total\">0</text>"]
+    for i, day in enumerate(days):
+        x0 = left + i * slot + (slot - 2 * bar) / 2
+        for j, side in enumerate(colours):
+            n = value.get((day, side), 0)
+            h = plot_h * n / top
+            shapes.append(
+                f"<rect class=\"bar\" x=\"{x0 + j * bar:.1f}\" y=\"{10 + plot_h - h:.1f}\" width=\"{bar:.1f}\" "
+                f"height=\"{max(h, 0.5):.1f}\" fill=\"{colours[side]}\"><title>{day} · {side}: {n:,}</title></rect>"
+            )
+        if len(days) <= 12 or i % max(1, len(days) // 10) == 0:
+            shapes.append(f"<text x=\"{left + (i + 0.5) * slot:.1f}\" y=\"{height - bottom + 24}\" "
+                          f"text-anchor=\"middle\" class=\"label\">{day[5:]}</text>")
+    return _figure(name, width, height, shapes, colours)
+
+
+def _figure(name: str, width: int, height: int, shapes: list[str], colours: dict[str, str]) -> str:
+    return (
+        f"<figure class=\"chart\" id=\"chart-{name}\">{_legend(colours)}"
+        f"<svg class=\"chart\" data-chart=\"{name}\" viewBox=\"0 0 {width} {height}\" role=\"img\" "
+        f"aria-label=\"{name} chart\" style=\"font-size:13px\">"
+        "<style>.label{fill:#1d2733}.total{fill:#5b6773}</style>"
+        + "".join(shapes)
+        + "</svg></figure>"
+    )
+
+
+def _table(part: tuple[list[str], list[tuple]] | None) -> str:
+    if not part or not part[1]:
+        return _no_data()
+    columns, rows = part
+    numeric = [all(isinstance(r[i], (int, float)) or r[i] is None for r in rows) for i in range(len(columns))]
+    def cell(tag: str, value: object, number: bool) -> str:
+        align = ' class="num"' if number else ""
+        return f"<{tag}{align}>{html.escape(_text(value))}</{tag}>"
+
+    head = "".join(cell("th", c, n) for c, n in zip(columns, numeric))
+    body = "".join("<tr>" + "".join(cell("td", v, n) for v, n in zip(row, numeric)) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _clip(text: str, limit: int = 30) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# Markdown -------------------------------------------------------------------------------
+
+
+def render_markdown(figures: Figures) -> str:
+    manifest = figures.manifest
+    lines = [f"# omneo-bulk run {manifest['run_id']}", "", f"As of {manifest['as_of']}; "
+             f"stages: {_stage_times(manifest)}.", ""]
+    lines += [f"- **{value:,}** {name}" for name, value, _ in headlines(figures)]
+    for title, key, columns in (("Issuance per campaign", "issuance_by_campaign", ["campaign", "outcome", "profiles"]),
+                                ("Exceptions per category", "exceptions_by_category", ["category", "action", "findings"]),
+                                ("Rejected input rows", "rejects_summary", None)):
+        part = figures.parts.get(key)
+        if part and part[1]:
+            lines += ["", f"## {title}", "", *_markdown_table(columns or part[0], part[1])]
+    lines += ["", "Details: report.html, warehouse.duckdb (`omneo-bulk query`), reconciliation/exceptions.parquet.", ""]
+    return "\n".join(lines)
+
+
+def _markdown_table(columns: list[str], rows: list[tuple]) -> list[str]:
+    def cell(value: object) -> str:
+        return _text(value).replace("|", "\\|").replace("\n", " ")
+
+    return [
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---" for _ in columns) + "|",
+        *("| " + " | ".join(cell(v) for v in row) + " |" for row in rows),
+    ]

@@ -1,0 +1,235 @@
+"""`warehouse.duckdb`: a DuckDB file in the run folder with a view for every output.
+
+The views read the run's Parquet and payload files by paths relative to the run folder, so
+the warehouse costs no copy of the data (seconds saved at 10M profiles) and a run folder
+can be moved or copied whole. A relative path is resolved against DuckDB's
+`file_search_path`: `omneo-bulk query` sets it to the run folder, and so does an analyst
+who opens the file from elsewhere (`SET file_search_path = 'runs/sample'`); opened from
+inside the run folder it just works. See docs/warehouse.md.
+
+Which views exist follows the run's manifest: a view for each output the run wrote.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from datetime import date, datetime, time
+from decimal import Decimal
+from pathlib import Path
+from typing import TextIO
+
+import duckdb
+from sqlglot import exp
+
+from pipeline import db
+from pipeline.errors import PipelineError
+from pipeline.files import atomic_path
+from pipeline.glossary import COLUMNS, PROVENANCE, TABLES
+
+FILE = "warehouse.duckdb"
+DATASETS = ("profiles", "benefit_definitions", "benefits", "redemptions", "redemption_items", "returns", "transactions")
+OUTPUTS = {
+    "plan": "issuance/plan.parquet",
+    "ledger": "reconciliation/ledger.parquet",
+    "matches": "reconciliation/matches.parquet",
+    "exceptions": "reconciliation/exceptions.parquet",
+}
+PAYLOAD_COLUMNS = "{method: 'VARCHAR', path: 'VARCHAR', idempotency_key: 'VARCHAR', body: 'JSON'}"
+AREAS = ("inputs", "issuance", "reconciliation", "payloads")
+
+
+class QueryError(PipelineError):
+    """A query against the warehouse failed: a usage error, shown as one line."""
+
+    exit_code = 2
+
+
+def build(run_dir: Path, outputs: list[str]) -> Path:
+    """Write run_dir/warehouse.duckdb with views over `outputs` (paths relative to run_dir)."""
+    final = run_dir / FILE
+    listed = set(outputs)
+    with atomic_path(final) as temporary:
+        con = duckdb.connect(str(temporary))
+        try:
+            _create_views(con, listed)
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        wal = temporary.with_name(temporary.name + ".wal")
+        if wal.exists():  # nothing left to replay after a checkpoint; never ship a stray log
+            wal.unlink()
+    return final
+
+
+def _create_views(con: duckdb.DuckDBPyConnection, listed: set[str]) -> None:
+    views: dict[str, str] = {}
+    for name in DATASETS:
+        if f"validated/{name}.parquet" in listed:
+            views[name] = f"SELECT * FROM read_parquet({_literal(f'validated/{name}.parquet')})"
+    rejects = sorted(path for path in listed if path.startswith("rejects/") and path.endswith(".parquet"))
+    if rejects:
+        views["rejects"] = f"SELECT * FROM read_parquet({_literal(rejects)}) ORDER BY dataset, source_file, source_row"
+    for name, path in OUTPUTS.items():
+        if path in listed:
+            views[name] = f"SELECT * FROM read_parquet({_literal(path)})"
+    payloads = sorted(path for path in listed if path.startswith("payloads/") and path.endswith(".ndjson"))
+    if payloads:
+        views["payloads"] = (
+            "SELECT split_part(file, '/', 2) AS kind, file, method, path, idempotency_key, body FROM ("
+            "SELECT regexp_extract(filename, '(payloads/[^/]+/[^/]+)$', 1) AS file, * EXCLUDE (filename) "
+            f"FROM read_ndjson({_literal(payloads)}, filename = true, columns = {PAYLOAD_COLUMNS}))"
+        )
+    # The views resolve their relative paths against the run folder while they are made.
+    con.execute(f"SET file_search_path = {_literal(str(_run_dir_of(con)))}")
+    for name, select in views.items():
+        con.execute(f"CREATE VIEW {db.quote(name)} AS {select}")
+    con.execute(f"CREATE VIEW summary AS {summary_sql(set(views))}")
+    _comment(con, [*views, "summary"])
+
+
+def _run_dir_of(con: duckdb.DuckDBPyConnection) -> Path:
+    path = db.scalar(con, "SELECT path FROM duckdb_databases() WHERE database_name = current_database()")
+    return Path(path).resolve().parent
+
+
+def summary_sql(views: set[str]) -> str:
+    """The summary view's SELECT: the blocks of summary.sql whose view exists, plus inputs."""
+    blocks = []
+    for name in DATASETS:
+        if name in views:
+            blocks.append(f"SELECT 'inputs', {_literal(name + '_accepted')}, count(*) FROM {db.quote(name)}")
+            if "rejects" in views:
+                blocks.append(
+                    f"SELECT 'inputs', {_literal(name + '_rejected')}, count(DISTINCT (source_file, source_row)) "
+                    f"FROM rejects WHERE dataset = {_literal(name)}"
+                )
+    for needs, block in db.sql_parts("summary").items():
+        if needs in views:
+            blocks.append(block)
+    if not blocks:
+        return "SELECT NULL::VARCHAR AS area, NULL::VARCHAR AS metric, NULL::BIGINT AS value WHERE false"
+    union = "\nUNION ALL ".join(f"SELECT * FROM ({block})" for block in blocks)
+    order = ", ".join(f"{_literal(area)}" for area in AREAS)
+    return (
+        f"SELECT col0 AS area, col1 AS metric, col2::BIGINT AS value FROM ({union}) AS t(col0, col1, col2) "
+        f"ORDER BY list_position([{order}], area), metric"
+    )
+
+
+def _comment(con: duckdb.DuckDBPyConnection, views: list[str]) -> None:
+    for view in views:
+        con.execute(f"COMMENT ON VIEW {db.quote(view)} IS {_literal(TABLES[view])}")
+        notes = {**PROVENANCE, **COLUMNS.get(view, {})}
+        for (column,) in db.rows(con, f"SELECT column_name FROM duckdb_columns() WHERE table_name = {_literal(view)}"):
+            if column in notes:
+                con.execute(f"COMMENT ON COLUMN {db.quote(view)}.{db.quote(column)} IS {_literal(notes[column])}")
+
+
+def _literal(value: str | list[str]) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    return exp.Literal.string(value).sql("duckdb")
+
+
+# Reading --------------------------------------------------------------------------------
+
+
+def connect(run_dir: Path) -> duckdb.DuckDBPyConnection:
+    """The run's warehouse, read-only, with relative paths resolved against the run folder."""
+    path = run_dir / FILE
+    if not path.is_file():
+        raise QueryError(f"{path}: no warehouse here (run `omneo-bulk run` or `omneo-bulk report --out {run_dir}` first)")
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as error:
+        raise QueryError(f"{path}: cannot open the warehouse ({_first_line(error)})") from None
+    con.execute(f"SET file_search_path = {_literal(str(run_dir.resolve()))}")
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+TABLE_ROWS = 1000  # a terminal table stops here; csv and json stream every row
+BATCH = 10_000
+
+
+def write_result(con: duckdb.DuckDBPyConnection, sql: str, output_format: str, stream: TextIO) -> int:
+    """Run one query and write its rows to `stream` as a table, CSV or a JSON array; return rows.
+
+    Any DuckDB error (syntax, unknown view, a write on the read-only warehouse, a bad value met
+    while streaming) becomes one QueryError line; the statement itself is not echoed.
+    """
+    try:
+        result = con.execute(sql)
+        if result.description is None:  # a statement with no result, such as SET
+            return 0
+        columns = [d[0] for d in result.description]
+        writer = {"table": _write_table, "csv": _write_csv, "json": _write_json}[output_format]
+        return writer(result, columns, stream)
+    except duckdb.Error as error:
+        raise QueryError(f"query failed: {_first_line(error)}") from None
+
+
+def _batches(result: duckdb.DuckDBPyConnection) -> Iterator[list[tuple]]:
+    while batch := result.fetchmany(BATCH):
+        yield batch
+
+
+def _write_table(result: duckdb.DuckDBPyConnection, columns: list[str], stream: TextIO) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = result.fetchmany(TABLE_ROWS + 1)
+    table = Table(*columns, show_lines=False, header_style="bold")
+    for row in rows[:TABLE_ROWS]:
+        table.add_row(*(_text(value) for value in row))
+    Console(file=stream, width=max(80, min(240, 24 * len(columns)))).print(table)
+    if len(rows) > TABLE_ROWS:
+        stream.write(f"(first {TABLE_ROWS} rows shown: add LIMIT, or use --format csv for every row)\n")
+    return min(len(rows), TABLE_ROWS)
+
+
+def _write_csv(result: duckdb.DuckDBPyConnection, columns: list[str], stream: TextIO) -> int:
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(columns)
+    count = 0
+    for batch in _batches(result):
+        writer.writerows([_text(value) for value in row] for row in batch)
+        count += len(batch)
+    return count
+
+
+def _write_json(result: duckdb.DuckDBPyConnection, columns: list[str], stream: TextIO) -> int:
+    count = 0
+    stream.write("[")
+    for batch in _batches(result):
+        for row in batch:
+            stream.write(("," if count else "") + "\n" + json.dumps(dict(zip(columns, row)), default=_json_value,
+                                                                  ensure_ascii=False))
+            count += 1
+    stream.write("\n]\n" if count else "]\n")
+    return count
+
+
+def _text(value: object) -> str:
+    """A value as one cell: empty for null, ISO for times, JSON for lists and structs."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, default=_json_value, ensure_ascii=False)
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    return str(value)
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return str(value)
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
