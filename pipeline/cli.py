@@ -387,7 +387,7 @@ def query_command(log: Log, out_dir: Path, output_format: str, sql: str) -> None
     """
     con = warehouse.connect(out_dir)
     try:
-        warehouse.write_result(con, sql, output_format, click.get_text_stream("stdout"))
+        warehouse.write_result(con, sql, output_format, sys.stdout)
     finally:
         con.close()
 

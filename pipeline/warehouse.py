@@ -12,10 +12,12 @@ Which views exist follows the run's manifest: a view for each output the run wro
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
+import math
 from collections.abc import Iterator
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TextIO
@@ -165,8 +167,12 @@ def write_result(con: duckdb.DuckDBPyConnection, sql: str, output_format: str, s
         if result.description is None:  # a statement with no result, such as SET
             return 0
         columns = [d[0] for d in result.description]
-        writer = {"table": _write_table, "csv": _write_csv, "json": _write_json}[output_format]
-        return writer(result, columns, stream)
+        if output_format == "table":
+            return _write_table(result, columns, stream)
+        # A JSON column arrives as text: written as the value it holds, not as a string of it.
+        json_columns = [str(d[1]).upper() == "JSON" for d in result.description]
+        writer = _write_csv if output_format == "csv" else _write_json
+        return writer(result, columns, json_columns, stream)
     except duckdb.Error as error:
         raise QueryError(f"query failed: {_first_line(error)}") from None
 
@@ -179,18 +185,22 @@ def _batches(result: duckdb.DuckDBPyConnection) -> Iterator[list[tuple]]:
 def _write_table(result: duckdb.DuckDBPyConnection, columns: list[str], stream: TextIO) -> int:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     rows = result.fetchmany(TABLE_ROWS + 1)
-    table = Table(*columns, show_lines=False, header_style="bold")
+    # Text, never markup: a value such as "[red]" or "[/]" is data and is shown as it is.
+    table = Table(header_style="bold")
+    for column in columns:
+        table.add_column(Text(column))
     for row in rows[:TABLE_ROWS]:
-        table.add_row(*(_text(value) for value in row))
+        table.add_row(*(Text(_text(value)) for value in row))
     Console(file=stream, width=max(80, min(240, 24 * len(columns)))).print(table)
     if len(rows) > TABLE_ROWS:
         stream.write(f"(first {TABLE_ROWS} rows shown: add LIMIT, or use --format csv for every row)\n")
     return min(len(rows), TABLE_ROWS)
 
 
-def _write_csv(result: duckdb.DuckDBPyConnection, columns: list[str], stream: TextIO) -> int:
+def _write_csv(result: duckdb.DuckDBPyConnection, columns: list[str], _json: list[bool], stream: TextIO) -> int:
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow(columns)
     count = 0
@@ -200,16 +210,31 @@ def _write_csv(result: duckdb.DuckDBPyConnection, columns: list[str], stream: Te
     return count
 
 
-def _write_json(result: duckdb.DuckDBPyConnection, columns: list[str], stream: TextIO) -> int:
+def _write_json(result: duckdb.DuckDBPyConnection, columns: list[str], json_columns: list[bool], stream: TextIO) -> int:
     count = 0
     stream.write("[")
     for batch in _batches(result):
         for row in batch:
-            stream.write(("," if count else "") + "\n" + json.dumps(dict(zip(columns, row)), default=_json_value,
-                                                                  ensure_ascii=False))
+            record = {
+                name: (json.loads(value) if is_json and value is not None else _finite(value))
+                for name, value, is_json in zip(columns, row, json_columns)
+            }
+            line = json.dumps(record, default=_json_value, ensure_ascii=False, allow_nan=False)
+            stream.write(("," if count else "") + "\n" + line)
             count += 1
     stream.write("\n]\n" if count else "]\n")
     return count
+
+
+def _finite(value: object) -> object:
+    """NaN and ±Infinity have no JSON spelling: they are written as null (strict parsers, jq)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
 
 
 def _text(value: object) -> str:
@@ -228,7 +253,18 @@ def _json_value(value: object) -> object:
         return value.isoformat()
     if isinstance(value, Decimal):
         return float(value)
+    if isinstance(value, timedelta):
+        return _iso_duration(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
     return str(value)
+
+
+def _iso_duration(value: timedelta) -> str:
+    seconds = value.total_seconds()
+    sign = "-" if seconds < 0 else ""
+    days, rest = divmod(abs(seconds), 86400)
+    return f"{sign}P{int(days)}DT{rest:g}S"
 
 
 def _first_line(error: Exception) -> str:
