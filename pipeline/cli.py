@@ -72,7 +72,7 @@ def input_options(command: Callable) -> Callable:
                      help="Time zone for a profile or benefit that names none."),
         click.option("--max-reject-ratio", type=float, default=0.05, show_default=True,
                      help="Exit 1 when rejected rows / rows read exceeds this."),
-        click.option("--memory-limit", help="DuckDB memory limit, e.g. 4GB [default: half of RAM]."),
+        click.option("--memory-limit", help="DuckDB memory limit, e.g. 4GB [default: a sixth of RAM]."),
         click.option("--threads", type=click.IntRange(min=1), help="DuckDB threads [default: all cores]."),
     ]
     for option in reversed(options):
@@ -400,7 +400,7 @@ def query_command(log: Log, out_dir: Path, output_format: str, sql: str) -> None
 @click.option("--format", "file_format", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True,
               help="File format of the exports.")
 @click.option("--as-of", help="The night the data leads up to [default: 2026-11-22T09:00:00+11:00].")
-@click.option("--memory-limit", help="DuckDB memory limit, e.g. 4GB [default: half of RAM].")
+@click.option("--memory-limit", help="DuckDB memory limit, e.g. 4GB [default: a sixth of RAM].")
 @click.option("--threads", type=click.IntRange(min=1), help="DuckDB threads [default: all cores].")
 @reports_errors
 def generate_command(log: Log, out_dir: Path, profiles: int, seed: int, file_format: str, as_of: str | None,

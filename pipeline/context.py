@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,11 +45,22 @@ def zone(name: str, option: str) -> ZoneInfo:
 
 @dataclass
 class Output:
-    """A finished output file, as listed in the manifest."""
+    """A finished output file, as listed in the manifest.
+
+    Its sha256 is computed on a background thread while DuckDB writes the next file (a
+    gigabyte of payloads takes seconds to hash) and is waited for when first read.
+    """
 
     path: str
-    sha256: str
+    digest: Future[str]
     rows: int | None
+
+    @property
+    def sha256(self) -> str:
+        return self.digest.result()
+
+    def record(self) -> dict:
+        return {"path": self.path, "sha256": self.sha256, "rows": self.rows}
 
 
 @dataclass
@@ -71,6 +83,7 @@ class RunContext:
     outputs: dict[str, Output] = field(default_factory=dict)
     progress: Silent = field(default_factory=Silent)
     _con: duckdb.DuckDBPyConnection | None = None
+    _hasher: ThreadPoolExecutor | None = None
 
     def __post_init__(self) -> None:
         zone(self.naive_timezone, "naive_timezone")
@@ -107,7 +120,9 @@ class RunContext:
         return self.record_output(relative, rows)
 
     def record_output(self, relative: str, rows: int | None) -> Output:
-        output = Output(relative, sha256_of(self.out_dir / relative), rows)
+        if self._hasher is None:
+            self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
+        output = Output(relative, self._hasher.submit(sha256_of, self.out_dir / relative), rows)
         self.outputs[relative] = output
         return output
 
@@ -123,7 +138,7 @@ class RunContext:
             },
             "inputs": self.inputs,
             "stages": [{"stage": name, **record} for name, record in self.stages.items()],
-            "outputs": [vars(output) for output in sorted(self.outputs.values(), key=lambda o: o.path)],
+            "outputs": [output.record() for output in sorted(self.outputs.values(), key=lambda o: o.path)],
         }
 
     def write_manifest(self) -> Path:

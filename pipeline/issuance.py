@@ -21,6 +21,8 @@ PLAN_COLUMNS = (
     "campaign_id, profile_id, definition_id, definition_handle, decision, reason, issued_at_local, "
     "issued_at_utc, timezone, expires_at_local, expires_at_utc, external_id"
 )
+# Tables issuance builds and drops when its files are written (the plan is plan.parquet).
+SCRATCH = ("profile_context", "holdings", "plan", "candidates", "issued", "benefit_calls", "issuance_state")
 PLAN_DDL = """(
     campaign_id VARCHAR, profile_id VARCHAR, definition_id BIGINT, definition_handle VARCHAR,
     decision VARCHAR, reason VARCHAR, issued_at_local TIMESTAMP, issued_at_utc TIMESTAMPTZ,
@@ -75,9 +77,11 @@ def prepare(context: RunContext, options: Options) -> Prepared:
     """
     definitions = _resolve_definitions(context, options.campaigns)
     rule_texts = [c.audience for c in options.campaigns] + [d["claim_condition"] for d in definitions.values()]
-    variables, columns = build_profile_context(
-        context, rule_texts, priorities=[c.priority_column for c in options.campaigns]
-    )
+    with context.progress.stage("prepare campaigns", 1) as step:
+        step("profile context")
+        variables, columns = build_profile_context(
+            context, rule_texts, priorities=[c.priority_column for c in options.campaigns]
+        )
     rules = [_compile(c, definitions[c.id], variables, columns) for c in options.campaigns]
     return Prepared(definitions, rules)
 
@@ -130,6 +134,8 @@ def run(context: RunContext, options: Options, prepared: Prepared) -> IssueResul
         step("state")
         # Last: once the state says a benefit was emitted, a rerun will never emit it again.
         state.record(con, options.state_dir, context.run_id)
+    # Everything issuance built is in its files now; reconciliation wants the memory.
+    con.execute("DROP TABLE IF EXISTS " + "; DROP TABLE IF EXISTS ".join(SCRATCH))
     result.seconds = round(time.perf_counter() - started, 3)
     context.stages["issue"] = {
         "seconds": result.seconds,

@@ -13,6 +13,7 @@ import gzip
 import io
 import itertools
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +120,16 @@ def require(sources: dict[str, list[SourceFile]], datasets: list[str], stage: st
                 f"{stage} needs the {name} dataset: no {name}.csv, {name}.parquet, "
                 f"{name}.ndjson, {name}.json, {name}-*.csv or {name}/ in the input folder"
             )
+
+
+def _json_document_bound(path: Path) -> int:
+    """An upper bound on the bytes of the one JSON document in `path` (gzip: its ISIZE)."""
+    size = path.stat().st_size
+    if path.name.endswith(".gz") and size >= 4:
+        with path.open("rb") as handle:
+            handle.seek(-4, os.SEEK_END)
+            size = int.from_bytes(handle.read(4), "little")  # uncompressed size mod 4 GiB
+    return min(MAX_JSON_DOCUMENT, max(2**20, size + 1))
 
 
 class Loader:
@@ -289,13 +300,15 @@ class Loader:
         return self._objects_to_table(source, lines, table, malformed)
 
     def _load_json(self, source: SourceFile, table: str, malformed: str) -> dict:
+        # DuckDB reserves a buffer of maximum_object_size up front, so it is sized to the
+        # document: a fixed 2 GiB would not fit under a small --memory-limit.
         document = self._name("document")
         self.con.execute(
             f"""
             CREATE TEMP TABLE {document} AS
             SELECT json FROM read_json_objects(?, format = 'unstructured', maximum_object_size = ?)
             """,
-            [str(source.path), MAX_JSON_DOCUMENT],
+            [str(source.path), _json_document_bound(source.path)],
         )
         kinds = rows(self.con, f"SELECT json_type(json), json_type(json -> '$.data') FROM {document}")
         if len(kinds) != 1 or not (kinds[0][0] == "ARRAY" or kinds[0][1] == "ARRAY"):

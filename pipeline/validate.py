@@ -349,6 +349,11 @@ def _write_outputs(context: RunContext, result: ValidateResult) -> None:
                 f"SELECT {REJECT_COLUMNS} FROM rejects_{name} ORDER BY source_file, source_row, \"column\", \"check\"",
                 f"rejects/{name}.parquet",
             )
+            # The accepted rows now live in their Parquet file: later stages read them from
+            # there (only the columns they use), and the memory goes back to the planning
+            # and matching that need it (gigabytes at 10M profiles).
+            written = db.literal((context.out_dir / f"validated/{name}.parquet").resolve())
+            context.con.execute(f"DROP TABLE {name}; CREATE VIEW {name} AS SELECT * FROM read_parquet({written})")
     context.con.execute(
         "CREATE OR REPLACE TABLE rejects AS "
         + " UNION ALL ".join(f"SELECT {REJECT_COLUMNS} FROM rejects_{name}" for name in DATASETS)

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import TextIO
 
 import duckdb
-from sqlglot import exp
 
 from pipeline import db
 from pipeline.errors import PipelineError
@@ -69,22 +68,22 @@ def _create_views(con: duckdb.DuckDBPyConnection, listed: set[str]) -> None:
     views: dict[str, str] = {}
     for name in DATASETS:
         if f"validated/{name}.parquet" in listed:
-            views[name] = f"SELECT * FROM read_parquet({_literal(f'validated/{name}.parquet')})"
+            views[name] = f"SELECT * FROM read_parquet({db.literal(f'validated/{name}.parquet')})"
     rejects = sorted(path for path in listed if path.startswith("rejects/") and path.endswith(".parquet"))
     if rejects:
-        views["rejects"] = f"SELECT * FROM read_parquet({_literal(rejects)}) ORDER BY dataset, source_file, source_row"
+        views["rejects"] = f"SELECT * FROM read_parquet({db.literal(rejects)}) ORDER BY dataset, source_file, source_row"
     for name, path in OUTPUTS.items():
         if path in listed:
-            views[name] = f"SELECT * FROM read_parquet({_literal(path)})"
+            views[name] = f"SELECT * FROM read_parquet({db.literal(path)})"
     payloads = sorted(path for path in listed if path.startswith("payloads/") and path.endswith(".ndjson"))
     if payloads:
         views["payloads"] = (
             "SELECT split_part(file, '/', 2) AS kind, file, method, path, idempotency_key, body FROM ("
             "SELECT regexp_extract(filename, '(payloads/[^/]+/[^/]+)$', 1) AS file, * EXCLUDE (filename) "
-            f"FROM read_ndjson({_literal(payloads)}, filename = true, columns = {PAYLOAD_COLUMNS}))"
+            f"FROM read_ndjson({db.literal(payloads)}, filename = true, columns = {PAYLOAD_COLUMNS}))"
         )
     # The views resolve their relative paths against the run folder while they are made.
-    con.execute(f"SET file_search_path = {_literal(str(_run_dir_of(con)))}")
+    con.execute(f"SET file_search_path = {db.literal(str(_run_dir_of(con)))}")
     for name, select in views.items():
         con.execute(f"CREATE VIEW {db.quote(name)} AS {select}")
     con.execute(f"CREATE VIEW summary AS {summary_sql(set(views))}")
@@ -101,11 +100,11 @@ def summary_sql(views: set[str]) -> str:
     blocks = []
     for name in DATASETS:
         if name in views:
-            blocks.append(f"SELECT 'inputs', {_literal(name + '_accepted')}, count(*) FROM {db.quote(name)}")
+            blocks.append(f"SELECT 'inputs', {db.literal(name + '_accepted')}, count(*) FROM {db.quote(name)}")
             if "rejects" in views:
                 blocks.append(
-                    f"SELECT 'inputs', {_literal(name + '_rejected')}, count(DISTINCT (source_file, source_row)) "
-                    f"FROM rejects WHERE dataset = {_literal(name)}"
+                    f"SELECT 'inputs', {db.literal(name + '_rejected')}, count(DISTINCT (source_file, source_row)) "
+                    f"FROM rejects WHERE dataset = {db.literal(name)}"
                 )
     for needs, block in db.sql_parts("summary").items():
         if needs in views:
@@ -113,7 +112,7 @@ def summary_sql(views: set[str]) -> str:
     if not blocks:
         return "SELECT NULL::VARCHAR AS area, NULL::VARCHAR AS metric, NULL::BIGINT AS value WHERE false"
     union = "\nUNION ALL ".join(f"SELECT * FROM ({block})" for block in blocks)
-    order = ", ".join(f"{_literal(area)}" for area in AREAS)
+    order = ", ".join(f"{db.literal(area)}" for area in AREAS)
     return (
         f"SELECT col0 AS area, col1 AS metric, col2::BIGINT AS value FROM ({union}) AS t(col0, col1, col2) "
         f"ORDER BY list_position([{order}], area), metric"
@@ -122,17 +121,11 @@ def summary_sql(views: set[str]) -> str:
 
 def _comment(con: duckdb.DuckDBPyConnection, views: list[str]) -> None:
     for view in views:
-        con.execute(f"COMMENT ON VIEW {db.quote(view)} IS {_literal(TABLES[view])}")
+        con.execute(f"COMMENT ON VIEW {db.quote(view)} IS {db.literal(TABLES[view])}")
         notes = {**PROVENANCE, **COLUMNS.get(view, {})}
-        for (column,) in db.rows(con, f"SELECT column_name FROM duckdb_columns() WHERE table_name = {_literal(view)}"):
+        for (column,) in db.rows(con, f"SELECT column_name FROM duckdb_columns() WHERE table_name = {db.literal(view)}"):
             if column in notes:
-                con.execute(f"COMMENT ON COLUMN {db.quote(view)}.{db.quote(column)} IS {_literal(notes[column])}")
-
-
-def _literal(value: str | list[str]) -> str:
-    if isinstance(value, list):
-        return "[" + ", ".join(_literal(v) for v in value) + "]"
-    return exp.Literal.string(value).sql("duckdb")
+                con.execute(f"COMMENT ON COLUMN {db.quote(view)}.{db.quote(column)} IS {db.literal(notes[column])}")
 
 
 # Reading --------------------------------------------------------------------------------
@@ -147,7 +140,7 @@ def connect(run_dir: Path) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as error:
         raise QueryError(f"{path}: cannot open the warehouse ({_first_line(error)})") from None
-    con.execute(f"SET file_search_path = {_literal(str(run_dir.resolve()))}")
+    con.execute(f"SET file_search_path = {db.literal(str(run_dir.resolve()))}")
     con.execute("SET TimeZone = 'UTC'")
     return con
 
