@@ -37,7 +37,8 @@ def timed(command: list[str]) -> tuple[float, float, subprocess.CompletedProcess
     wrapper = (
         "import resource, subprocess, sys, json;"
         "r = subprocess.run(sys.argv[1:]);"
-        "print(json.dumps({'rc': r.returncode, 'maxrss_kib': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}), file=sys.stderr)"
+        "print(json.dumps({'rc': r.returncode, 'maxrss_kib': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}), file=sys.stderr);"
+        "sys.exit(r.returncode)"  # a failed command must fail the benchmark, not be timed
     )
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", wrapper, *command], capture_output=True, text=True)

@@ -96,12 +96,23 @@ def build_profile_context(
     `only_profiles`, a SELECT of profile ids, limits the rows.
     """
     con = context.con
+    # Scope first, so a context for a few profiles never aggregates every sale.
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW context_profiles AS SELECT * FROM profiles"
+        + (f" WHERE id IN ({only_profiles})" if only_profiles else "")
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW context_sales AS SELECT * FROM transactions"
+        # Every row of a sale that touches a profile in scope: the sale's spend goes to the
+        # profile on its largest row, as it does over all profiles.
+        + (f" WHERE external_id IN (SELECT external_id FROM transactions WHERE profile_id IN ({only_profiles}))"
+           if only_profiles else "")
+    )
     context_sql = db.sql_text("profile_context")
     params = {"as_of": context.as_of, "default_timezone": context.default_timezone}
     available = [name for name, *_ in db.rows(con, f"DESCRIBE {context_sql}", params) if name not in HIDDEN]
     selected = ", ".join(db.quote(name) for name in _columns_read(rules, list(priorities), available))
-    where = f"WHERE id IN ({only_profiles})" if only_profiles else ""
-    con.execute(f"CREATE OR REPLACE TABLE profile_context AS SELECT {selected} FROM ({context_sql}) {where}", params)
+    con.execute(f"CREATE OR REPLACE TABLE profile_context AS SELECT {selected} FROM ({context_sql})", params)
     columns = {name: kind for name, kind, *_ in db.rows(con, "DESCRIBE profile_context")}
     return Variables.from_columns(columns, json_columns=["attributes"]), columns
 

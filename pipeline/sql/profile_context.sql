@@ -2,30 +2,35 @@
 -- Dotted names ("tier.handle", "aggregations.spend_12m") are column names, quoted, so the
 -- rule compiler maps a `var` path straight onto a column.
 -- $as_of: the run's instant (UTC); $default_timezone: for profiles that name none.
+-- Reads `context_profiles` and `context_sales`: the profiles (and their POS rows) in scope,
+-- all of them for issuance, a few for reconciliation's claim checks (issuance.py).
 WITH spend AS (
-    -- Completed POS sales up to as_of; a benefit usage row of the same sale is not spend.
-    SELECT profile_id,
-           sum(total)                                                AS spend_all,
-           sum(total) FILTER (WHERE transacted_at > $as_of - INTERVAL 12 MONTH) AS spend_12m,
-           count(DISTINCT external_id) FILTER (WHERE transacted_at > $as_of - INTERVAL 12 MONTH) AS shops_12m,
-           count(DISTINCT external_id)                               AS shop_count
+    -- Completed POS sales up to as_of, one row per sale: a benefit usage row of the same sale
+    -- is not spend. The sale counts once, with its largest row's total and profile (ties by
+    -- profile id, so the pick is stable); a hash aggregate, not a sort of every sale.
+    SELECT sale.profile_id,
+           sum(sale.total)                                                          AS spend_all,
+           sum(sale.total) FILTER (WHERE sale.transacted_at > $as_of - INTERVAL 12 MONTH) AS spend_12m,
+           count(*) FILTER (WHERE sale.transacted_at > $as_of - INTERVAL 12 MONTH)  AS shops_12m,
+           count(*)                                                                 AS shop_count
     FROM (
-        SELECT DISTINCT ON (external_id) external_id, profile_id, total, transacted_at
-        FROM transactions
+        SELECT arg_max({'profile_id': profile_id, 'total': total, 'transacted_at': transacted_at},
+                       (total IS NOT NULL, coalesce(total, 0), profile_id, transacted_at)) AS sale
+        FROM context_sales
         WHERE coalesce(status, 'completed') = 'completed'
           AND transacted_at <= $as_of
           AND profile_id IS NOT NULL
-        ORDER BY external_id, total DESC NULLS LAST
+        GROUP BY external_id
     )
-    GROUP BY profile_id
+    GROUP BY sale.profile_id
 ), zones AS (
     -- The calendar date at as_of in each zone profiles live in (a handful of rows): birthdays
     -- and tenure are local, and one conversion per zone is cheaper than one per profile.
     SELECT tz, CAST(timezone(tz, $as_of) AS DATE) AS local_today
-    FROM (SELECT DISTINCT coalesce(timezone, $default_timezone) AS tz FROM profiles)
+    FROM (SELECT DISTINCT coalesce(timezone, $default_timezone) AS tz FROM context_profiles)
 ), local AS (
     SELECT p.*, z.local_today
-    FROM profiles p
+    FROM context_profiles p
     JOIN zones z ON z.tz = coalesce(p.timezone, $default_timezone)
 )
 SELECT
