@@ -43,6 +43,10 @@ def zone(name: str, option: str) -> ZoneInfo:
         raise ConfigError(f"{option} {name!r} is not an IANA time zone (e.g. Australia/Melbourne)") from None
 
 
+# How every Parquet output is written.
+PARQUET = "FORMAT parquet, COMPRESSION zstd"
+
+
 @dataclass
 class Output:
     """A finished output file, as listed in the manifest.
@@ -116,7 +120,7 @@ class RunContext:
 
     def copy_parquet(self, select: str, relative: str, params: list | None = None) -> Output:
         """Write a SELECT's rows to `relative` under the run folder as Parquet, atomically."""
-        rows = db.copy_atomic(self.con, select, self.out_dir / relative, "FORMAT parquet, COMPRESSION zstd", params)
+        rows = db.copy_atomic(self.con, select, self.out_dir / relative, PARQUET, params)
         return self.record_output(relative, rows)
 
     def record_output(self, relative: str, rows: int | None) -> Output:

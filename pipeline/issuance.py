@@ -68,6 +68,7 @@ class Prepared:
 
     definitions: dict[str, dict]
     rules: list[tuple[str, str, str]]  # (audience, claim condition, priority) per campaign
+    profile_context: str  # the statement that creates table profile_context, run by `run`
 
 
 def prepare(context: RunContext, options: Options) -> Prepared:
@@ -77,23 +78,32 @@ def prepare(context: RunContext, options: Options) -> Prepared:
     """
     definitions = _resolve_definitions(context, options.campaigns)
     rule_texts = [c.audience for c in options.campaigns] + [d["claim_condition"] for d in definitions.values()]
-    with context.progress.stage("prepare campaigns", 1) as step:
-        step("profile context")
-        variables, columns = build_profile_context(
-            context, rule_texts, priorities=[c.priority_column for c in options.campaigns]
-        )
+    variables, columns, create = describe_profile_context(
+        context, rule_texts, priorities=[c.priority_column for c in options.campaigns]
+    )
     rules = [_compile(c, definitions[c.id], variables, columns) for c in options.campaigns]
-    return Prepared(definitions, rules)
+    return Prepared(definitions, rules, create)
 
 
 def build_profile_context(
     context: RunContext, rules: list, priorities: list[str] = (), only_profiles: str | None = None
 ) -> tuple[Variables, dict[str, str]]:
-    """Create table `profile_context` (SPEC §3) and the rule variables that read it.
+    """Create table `profile_context` (SPEC §3); return the rule variables that read it."""
+    variables, columns, create = describe_profile_context(context, rules, priorities, only_profiles)
+    context.con.execute(create, _context_params(context))
+    return variables, columns
+
+
+def describe_profile_context(
+    context: RunContext, rules: list, priorities: list[str] = (), only_profiles: str | None = None
+) -> tuple[Variables, dict[str, str], str]:
+    """The variables and columns of `profile_context`, and the statement that creates it.
 
     Only the columns `rules` and `priorities` can read are kept: DuckDB then skips the rest
     of the context query (a full copy of every profile column costs seconds at 10M).
-    `only_profiles`, a SELECT of profile ids, limits the rows.
+    `only_profiles`, a SELECT of profile ids, limits the rows. Nothing is computed yet, so
+    issuance can check its campaigns before any output and build the table after the
+    validated files are written, when their memory is free again.
     """
     con = context.con
     # Scope first, so a context for a few profiles never aggregates every sale.
@@ -109,12 +119,17 @@ def build_profile_context(
            if only_profiles else "")
     )
     context_sql = db.sql_text("profile_context")
-    params = {"as_of": context.as_of, "default_timezone": context.default_timezone}
+    params = _context_params(context)
     available = [name for name, *_ in db.rows(con, f"DESCRIBE {context_sql}", params) if name not in HIDDEN]
     selected = ", ".join(db.quote(name) for name in _columns_read(rules, list(priorities), available))
-    con.execute(f"CREATE OR REPLACE TABLE profile_context AS SELECT {selected} FROM ({context_sql})", params)
-    columns = {name: kind for name, kind, *_ in db.rows(con, "DESCRIBE profile_context")}
-    return Variables.from_columns(columns, json_columns=["attributes"]), columns
+    select = f"SELECT {selected} FROM ({context_sql})"
+    columns = {name: kind for name, kind, *_ in db.rows(con, f"DESCRIBE {select}", params)}
+    variables = Variables.from_columns(columns, json_columns=["attributes"])
+    return variables, columns, f"CREATE OR REPLACE TABLE profile_context AS {select}"
+
+
+def _context_params(context: RunContext) -> dict:
+    return {"as_of": context.as_of, "default_timezone": context.default_timezone}
 
 
 def run(context: RunContext, options: Options, prepared: Prepared) -> IssueResult:
@@ -123,7 +138,9 @@ def run(context: RunContext, options: Options, prepared: Prepared) -> IssueResul
     con = context.con
     definitions = prepared.definitions
     result = IssueResult()
-    with context.progress.stage("issue", len(options.campaigns) + 4) as step:
+    with context.progress.stage("issue", len(options.campaigns) + 5) as step:
+        step("profile context")
+        con.execute(prepared.profile_context, _context_params(context))
         step("holdings")
         state.load(con, options.state_dir)
         con.execute("CREATE OR REPLACE TABLE holdings AS " + db.sql_text("holdings"))

@@ -6,15 +6,17 @@ whole dataset (unique keys, references to other datasets) are SELECTs of the bad
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandera.polars as pa
 import polars as pl
 
 from pipeline import db
 from pipeline.coerce import typed_select
-from pipeline.context import RunContext
+from pipeline.context import PARQUET, RunContext
 from pipeline.errors import RejectRatioExceeded
 from pipeline.readers import LoadedFile, Loader, SourceFile, discover, require
 from schemas import DATASETS, Dataset
@@ -43,6 +45,7 @@ class ValidateResult:
     """What the validate stage read and decided, per file and per dataset."""
 
     files: list[FileCounts] = field(default_factory=list)
+    staged: dict[str, int] = field(default_factory=dict)  # dataset -> accepted rows in its staged file
     seconds: float = 0.0
 
     def totals(self) -> dict[str, dict[str, int]]:
@@ -172,6 +175,7 @@ def _validate_dataset(
         """
     )
     accepted = dict(db.rows(con, f"SELECT source_file, count(*) FROM {name} GROUP BY ALL"))
+    result.staged[name] = _stage(context, name)
     rejected = dict(
         db.rows(con, f"SELECT source_file, count(DISTINCT source_row) FROM {rejects} GROUP BY ALL")
     )
@@ -340,20 +344,44 @@ def _reference_rejects(context: RunContext, dataset: Dataset, typed: str, reject
         )
 
 
+def _staged_path(context: RunContext, name: str) -> Path:
+    return context.out_dir / ".tmp" / "validated" / f"{name}.parquet"
+
+
+def _stage(context: RunContext, name: str) -> int:
+    """Write the accepted rows to a staged Parquet file and read them from there on.
+
+    The file is renamed into validated/ only when the run may write (after the campaign
+    checks), so a stopped run leaves nothing behind; meanwhile the table's memory is free for
+    the next dataset (at 10M profiles, gigabytes), and later stages read only the columns
+    they use.
+    """
+    staged = _staged_path(context, name)
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    rows = db.scalar(context.con, f"COPY {name} TO {db.literal(staged)} ({PARQUET})")
+    context.con.execute(f"DROP TABLE {name}")
+    _read_from(context, name, staged)
+    return rows
+
+
+def _read_from(context: RunContext, name: str, path: Path) -> None:
+    context.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({db.literal(path.resolve())})")
+
+
 def _write_outputs(context: RunContext, result: ValidateResult) -> None:
     with context.progress.stage("write validated", len(DATASETS)) as step:
         for name in DATASETS:
             step(name)
-            context.copy_parquet(f"SELECT * FROM {name}", f"validated/{name}.parquet")
+            relative = f"validated/{name}.parquet"
+            final = context.out_dir / relative
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(_staged_path(context, name), final)
+            _read_from(context, name, final)
+            context.record_output(relative, result.staged[name])
             context.copy_parquet(
                 f"SELECT {REJECT_COLUMNS} FROM rejects_{name} ORDER BY source_file, source_row, \"column\", \"check\"",
                 f"rejects/{name}.parquet",
             )
-            # The accepted rows now live in their Parquet file: later stages read them from
-            # there (only the columns they use), and the memory goes back to the planning
-            # and matching that need it (gigabytes at 10M profiles).
-            written = db.literal((context.out_dir / f"validated/{name}.parquet").resolve())
-            context.con.execute(f"DROP TABLE {name}; CREATE VIEW {name} AS SELECT * FROM read_parquet({written})")
     context.con.execute(
         "CREATE OR REPLACE TABLE rejects AS "
         + " UNION ALL ".join(f"SELECT {REJECT_COLUMNS} FROM rejects_{name}" for name in DATASETS)
