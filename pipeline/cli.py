@@ -149,6 +149,7 @@ def _validate(
     required: dict[str, tuple[str, ...]] | None = None,
 ):
     """Validate, run `before_writing` (campaign checks), then write; manifest even on rejects."""
+    report.discard(context.out_dir)
     checked = validate.check(context, required)
     prepared = before_writing()
     try:

@@ -86,6 +86,13 @@ def quote(name: str) -> str:
     return exp.to_identifier(name, quoted=True).sql("duckdb")
 
 
+def drop_statement(con: duckdb.DuckDBPyConnection, name: str) -> str:
+    """`DROP TABLE` or `DROP VIEW` for whatever `name` is now (nothing when it does not exist)."""
+    kinds = rows(con, "SELECT 'VIEW' FROM duckdb_views() WHERE view_name = ? AND NOT internal "
+                      "UNION ALL SELECT 'TABLE' FROM duckdb_tables() WHERE table_name = ?", [name, name])
+    return "".join(f"DROP {kind} IF EXISTS {quote(name)};" for (kind,) in kinds)
+
+
 def literal(value: str | Path | list) -> str:
     """A value as a quoted SQL string literal (a list as a list of them): for a path in COPY or read_*."""
     if isinstance(value, list):

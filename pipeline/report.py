@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from pipeline import db, warehouse
 from pipeline.context import RunContext
-from pipeline.errors import InputError
+from pipeline.errors import ConfigError
 from pipeline.files import sha256_of, write_json_atomic, write_text_atomic
 from pipeline.log import Advance
 
@@ -67,9 +67,9 @@ def rebuild(run_dir: Path) -> list[str]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
         manifest["outputs"], manifest["stages"]
     except FileNotFoundError:
-        raise InputError(f"{path}: no manifest here; is {run_dir} a run folder?") from None
+        raise ConfigError(f"{path}: no manifest here; is {run_dir} a run folder?") from None
     except (ValueError, KeyError, TypeError):
-        raise InputError(f"{path}: not an omneo-bulk manifest") from None
+        raise ConfigError(f"{path}: not an omneo-bulk manifest") from None
     started = time.perf_counter()
     outputs = publish(run_dir, manifest)
     listed = {o["path"]: o for o in manifest["outputs"] if o["path"] not in outputs}
@@ -80,6 +80,16 @@ def rebuild(run_dir: Path) -> list[str]:
     manifest["stages"] = [s for s in manifest["stages"] if s.get("stage") != "report"] + [record]
     write_json_atomic(path, manifest)
     return outputs
+
+
+def discard(run_dir: Path) -> None:
+    """Remove the warehouse and reports of an earlier run in this folder.
+
+    A command writing into the folder replaces some outputs; a warehouse or report left
+    from before would mix last night's figures with tonight's files.
+    """
+    for name in (warehouse.FILE, HTML_FILE, MARKDOWN_FILE):
+        (run_dir / name).unlink(missing_ok=True)
 
 
 def publish(run_dir: Path, manifest: dict, step: Advance = lambda label: None) -> list[str]:

@@ -170,7 +170,7 @@ def _validate_dataset(
         f"""
         DELETE FROM {typed} WHERE (source_file, source_row) IN (SELECT source_file, source_row FROM {rejects});
         ALTER TABLE {typed} DROP COLUMN _cast_errors;
-        DROP TABLE IF EXISTS {name};
+        {db.drop_statement(con, name)}
         ALTER TABLE {typed} RENAME TO {name};
         """
     )

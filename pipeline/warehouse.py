@@ -1,11 +1,10 @@
 """`warehouse.duckdb`: a DuckDB file in the run folder with a view for every output.
 
-The views read the run's Parquet and payload files by paths relative to the run folder, so
-the warehouse costs no copy of the data (seconds saved at 10M profiles) and a run folder
-can be moved or copied whole. A relative path is resolved against DuckDB's
-`file_search_path`: `omneo-bulk query` sets it to the run folder, and so does an analyst
-who opens the file from elsewhere (`SET file_search_path = 'runs/sample'`); opened from
-inside the run folder it just works. See docs/warehouse.md.
+The views read the run's Parquet and payload files where they are (no copy of the data:
+seconds and gigabytes saved at 10M profiles), by absolute path, so the warehouse answers
+the same from any working directory. A relative path would be looked up in the current
+directory first and could silently read another run's files. A run folder that is moved
+or copied gets fresh views with `omneo-bulk report --out NEW_PLACE`. See docs/outputs.md.
 
 Which views exist follows the run's manifest: a view for each output the run wrote.
 """
@@ -54,7 +53,7 @@ def build(run_dir: Path, outputs: list[str]) -> Path:
     with atomic_path(final) as temporary:
         con = duckdb.connect(str(temporary))
         try:
-            _create_views(con, listed)
+            _create_views(con, run_dir.resolve(), listed)
             con.execute("CHECKPOINT")
         finally:
             con.close()
@@ -64,35 +63,33 @@ def build(run_dir: Path, outputs: list[str]) -> Path:
     return final
 
 
-def _create_views(con: duckdb.DuckDBPyConnection, listed: set[str]) -> None:
+def _create_views(con: duckdb.DuckDBPyConnection, run_dir: Path, listed: set[str]) -> None:
+    def at(relative: str | list[str]) -> str:
+        if isinstance(relative, list):
+            return db.literal([str(run_dir / r) for r in relative])
+        return db.literal(str(run_dir / relative))
+
     views: dict[str, str] = {}
     for name in DATASETS:
         if f"validated/{name}.parquet" in listed:
-            views[name] = f"SELECT * FROM read_parquet({db.literal(f'validated/{name}.parquet')})"
+            views[name] = f"SELECT * FROM read_parquet({at(f'validated/{name}.parquet')})"
     rejects = sorted(path for path in listed if path.startswith("rejects/") and path.endswith(".parquet"))
     if rejects:
-        views["rejects"] = f"SELECT * FROM read_parquet({db.literal(rejects)}) ORDER BY dataset, source_file, source_row"
+        views["rejects"] = f"SELECT * FROM read_parquet({at(rejects)}) ORDER BY dataset, source_file, source_row"
     for name, path in OUTPUTS.items():
         if path in listed:
-            views[name] = f"SELECT * FROM read_parquet({db.literal(path)})"
+            views[name] = f"SELECT * FROM read_parquet({at(path)})"
     payloads = sorted(path for path in listed if path.startswith("payloads/") and path.endswith(".ndjson"))
     if payloads:
         views["payloads"] = (
             "SELECT split_part(file, '/', 2) AS kind, file, method, path, idempotency_key, body FROM ("
             "SELECT regexp_extract(filename, '(payloads/[^/]+/[^/]+)$', 1) AS file, * EXCLUDE (filename) "
-            f"FROM read_ndjson({db.literal(payloads)}, filename = true, columns = {PAYLOAD_COLUMNS}))"
+            f"FROM read_ndjson({at(payloads)}, filename = true, columns = {PAYLOAD_COLUMNS}))"
         )
-    # The views resolve their relative paths against the run folder while they are made.
-    con.execute(f"SET file_search_path = {db.literal(str(_run_dir_of(con)))}")
     for name, select in views.items():
         con.execute(f"CREATE VIEW {db.quote(name)} AS {select}")
     con.execute(f"CREATE VIEW summary AS {summary_sql(set(views))}")
     _comment(con, [*views, "summary"])
-
-
-def _run_dir_of(con: duckdb.DuckDBPyConnection) -> Path:
-    path = db.scalar(con, "SELECT path FROM duckdb_databases() WHERE database_name = current_database()")
-    return Path(path).resolve().parent
 
 
 def summary_sql(views: set[str]) -> str:
@@ -132,7 +129,7 @@ def _comment(con: duckdb.DuckDBPyConnection, views: list[str]) -> None:
 
 
 def connect(run_dir: Path) -> duckdb.DuckDBPyConnection:
-    """The run's warehouse, read-only, with relative paths resolved against the run folder."""
+    """The run's warehouse, read-only."""
     path = run_dir / FILE
     if not path.is_file():
         raise QueryError(f"{path}: no warehouse here (run `omneo-bulk run` or `omneo-bulk report --out {run_dir}` first)")
@@ -140,7 +137,6 @@ def connect(run_dir: Path) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as error:
         raise QueryError(f"{path}: cannot open the warehouse ({_first_line(error)})") from None
-    con.execute(f"SET file_search_path = {db.literal(str(run_dir.resolve()))}")
     con.execute("SET TimeZone = 'UTC'")
     return con
 
@@ -167,7 +163,10 @@ def write_result(con: duckdb.DuckDBPyConnection, sql: str, output_format: str, s
         writer = _write_csv if output_format == "csv" else _write_json
         return writer(result, columns, json_columns, stream)
     except duckdb.Error as error:
-        raise QueryError(f"query failed: {_first_line(error)}") from None
+        failure = QueryError(f"query failed: {_first_line(error)}")
+        if "No files found" in str(error):
+            failure.hint = "the run folder was moved or changed: rebuild its views with omneo-bulk report --out RUN"
+        raise failure from None
 
 
 def _batches(result: duckdb.DuckDBPyConnection) -> Iterator[list[tuple]]:

@@ -415,7 +415,7 @@ def test_report_without_a_manifest_names_it_and_writes_nothing(tmp_path):
 
     result = invoke(["report", "--out", folder], env=clean_env())
 
-    assert result.exit_code != 0
+    assert result.exit_code == 2  # a folder that is not a run: a usage error
     [line] = stderr_lines(result)
     assert line.startswith("error:")
     assert str(folder / "manifest.json") in line
@@ -767,3 +767,39 @@ def test_a_terminal_shows_no_progress_when_quiet_or_json(tmp_path, options):
         assert terminal == "" and stdout == ""
     else:
         assert all(isinstance(e, dict) for e in json_lines(stdout))
+
+
+# Review findings: the warehouse reads its own run, whatever the working directory ---------
+
+
+def test_query_reads_its_own_run_from_inside_another_run_folder(copied_run, run_dir, monkeypatch):
+    # Make the copy differ, then ask the original from inside the copy: a view with a
+    # relative path would answer from the working directory's files.
+    pl.read_parquet(copied_run / "issuance" / "plan.parquet").head(1).write_parquet(
+        copied_run / "issuance" / "plan.parquet"
+    )
+    monkeypatch.chdir(copied_run)
+    expected = pl.read_parquet(run_dir / "issuance" / "plan.parquet").height
+
+    [row] = rows_of(run_dir, "SELECT count(*) AS n FROM plan")
+
+    assert expected > 1
+    assert row["n"] == expected
+
+
+def test_a_moved_run_says_how_to_rebuild_its_warehouse(copied_run, run_dir, tmp_path):
+    moved = Path(shutil.move(str(copied_run), str(tmp_path / "moved")))
+    rebuilt_elsewhere = invoke(["report", "--out", moved], env=clean_env())
+    assert_ok(rebuilt_elsewhere)
+
+    [row] = rows_of(moved, "SELECT count(*) AS n FROM plan")
+
+    assert row["n"] == pl.read_parquet(moved / "issuance" / "plan.parquet").height
+
+
+def test_a_later_command_removes_the_earlier_runs_report_and_warehouse(copied_run):
+    result = invoke(["validate", "--input", SAMPLE, "--out", copied_run, "--as-of", AS_OF], env=clean_env())
+
+    assert_ok(result)
+    for name in REPORT_FILES:
+        assert not (copied_run / name).exists(), f"stale {name} left beside new outputs"
