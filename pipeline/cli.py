@@ -121,6 +121,12 @@ def reports_errors(command: Callable) -> Callable:
                 raise
             log.error(str(error), error.hint)
             sys.exit(error.exit_code)
+        except OSError as error:  # the machine's fault (disk full, no permission): name the file
+            if debug:
+                raise
+            where = f"{error.filename}: " if error.filename else ""
+            log.error(f"{where}{error.strerror or error}", "check the folder's permissions and free space")
+            sys.exit(1)
         except Exception as error:  # a bug: still one line, the traceback behind --debug
             if debug:
                 raise

@@ -110,9 +110,13 @@ def check(context: RunContext, required: dict[str, tuple[str, ...]] | None = Non
 def write(context: RunContext, result: ValidateResult) -> ValidateResult:
     """Write validated/ and rejects/, record the stage; raise RejectRatioExceeded after."""
     started = time.perf_counter()
-    _write_outputs(context, result)
-    result.seconds = round(result.seconds + time.perf_counter() - started, 3)
-    _record(context, result)
+    try:
+        _write_outputs(context, result)
+    finally:
+        # Even when a write fails part-way, the manifest then lists exactly the files that
+        # were finished, not the hashes of an earlier run's.
+        result.seconds = round(result.seconds + time.perf_counter() - started, 3)
+        _record(context, result)
     if result.reject_ratio > context.max_reject_ratio:
         raise RejectRatioExceeded(
             f"{result.rejected} of {result.rows_read} rows rejected "

@@ -803,3 +803,22 @@ def test_a_later_command_removes_the_earlier_runs_report_and_warehouse(copied_ru
     assert_ok(result)
     for name in REPORT_FILES:
         assert not (copied_run / name).exists(), f"stale {name} left beside new outputs"
+
+
+def test_a_write_that_fails_part_way_still_leaves_a_true_manifest(copied_run, run_dir):
+    # An earlier run's manifest is in the folder; tonight's rejects/ cannot be written.
+    shutil.rmtree(copied_run / "rejects")
+    (copied_run / "rejects").write_text("not a folder", encoding="utf-8")
+
+    result = invoke(["validate", "--input", SAMPLE, "--out", copied_run, "--as-of", AS_OF], env=clean_env())
+
+    assert result.exit_code == 1
+    line = stderr_lines(result)[0]
+    assert line.startswith("error: ") and str(copied_run / "rejects") in line
+    assert "Traceback" not in result.output
+    manifest = read_manifest(copied_run)
+    assert manifest["run_id"] != read_manifest(run_dir)["run_id"]
+    listed = {o["path"]: o["sha256"] for o in manifest["outputs"]}
+    assert listed and all(path.startswith("validated/") for path in listed)  # finished before rejects/ failed
+    for path, digest in listed.items():
+        assert sha256_file(copied_run / path) == digest, path
