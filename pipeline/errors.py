@@ -35,3 +35,9 @@ class ConfigError(PipelineError):
     """A config file or option value is invalid."""
 
     exit_code = 2
+
+
+class QueryError(PipelineError):
+    """A query against a run's warehouse failed, or there is no warehouse: a usage error."""
+
+    exit_code = 2

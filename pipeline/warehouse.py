@@ -24,7 +24,7 @@ from typing import TextIO
 import duckdb
 
 from pipeline import db
-from pipeline.errors import PipelineError
+from pipeline.errors import QueryError
 from pipeline.files import atomic_path
 from pipeline.glossary import COLUMNS, PROVENANCE, TABLES
 
@@ -38,12 +38,6 @@ OUTPUTS = {
 }
 PAYLOAD_COLUMNS = "{method: 'VARCHAR', path: 'VARCHAR', idempotency_key: 'VARCHAR', body: 'JSON'}"
 AREAS = ("inputs", "issuance", "reconciliation", "payloads")
-
-
-class QueryError(PipelineError):
-    """A query against the warehouse failed: a usage error, shown as one line."""
-
-    exit_code = 2
 
 
 def build(run_dir: Path, outputs: list[str]) -> Path:
