@@ -198,7 +198,7 @@ def _write_dataset(con: duckdb.DuckDBPyConnection, dataset: str, out_dir: Path, 
     if dataset == "transactions" and file_format == "csv":
         # A record no CSV reader can parse closes the file; DuckDB's writer cannot make one.
         with atomic_path(final) as temporary:
-            target = exp.Literal.string(str(temporary)).sql("duckdb")
+            target = db.literal(temporary)
             rows = db.scalar(con, f"COPY ({select}) TO {target} ({options})", bound)
             with temporary.open("a", encoding="utf-8") as handle:
                 handle.write(malformed_line(params["as_of"]) + "\n")

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import shutil
 
-from sqlglot import exp
-
 from pipeline import db
 from pipeline.context import RunContext
 
@@ -28,7 +26,7 @@ def write_benefits(context: RunContext, *, batch_size: int, lines_per_file: int,
     )
     # POST /benefits takes one benefit as its body; the batch endpoint a list of them.
     body = "benefits" if single else """'{"benefits":[' || benefits || ']}'"""
-    path = exp.Literal.string(SINGLE_PATH if single else BATCH_PATH).sql("duckdb")
+    path = db.literal(SINGLE_PATH if single else BATCH_PATH)
     # A view, not a table: each part file's COPY renders the lines it writes, and only those.
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW benefit_payloads AS

@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 from sqlglot import exp
 
-from pipeline.db import rows, scalar
+from pipeline.db import literal, rows, scalar
 from pipeline.errors import InputError, MissingDatasetError
 from pipeline.files import check_input_file
 from schemas import DATASETS, Dataset
@@ -228,7 +228,7 @@ class Loader:
         """
         if not scalar(self.con, f"SELECT count(*) FROM {malformed}"):
             # The usual case: every record parsed, so its ordinal is its row. No copy.
-            display_literal = exp.Literal.string(display).sql("duckdb")
+            display_literal = literal(display)
             self.con.execute(
                 f"""ALTER TABLE {ordered} RENAME COLUMN _ordinal TO source_row;
                     ALTER TABLE {ordered} ADD COLUMN source_file VARCHAR DEFAULT {display_literal};
@@ -264,7 +264,7 @@ class Loader:
         )
         # A view: the file does not change during a run, and the typed copy is the only one
         # worth making. Paths are literals here because a view cannot hold parameters.
-        display, path = (exp.Literal.string(v).sql("duckdb") for v in (source.display, str(source.path)))
+        display, path = literal(source.display), literal(source.path)
         self.con.execute(
             f"""
             CREATE TEMP VIEW {table} AS

@@ -25,6 +25,8 @@ from pipeline.log import Advance
 
 HTML_FILE = "report.html"
 MARKDOWN_FILE = "report.md"
+# What the report stage writes (warehouse first: the reports are read from it).
+FILES = (warehouse.FILE, HTML_FILE, MARKDOWN_FILE)
 NEEDS = {
     "issuance_by_campaign": "plan",
     "exceptions_by_category": "exceptions",
@@ -88,19 +90,18 @@ def discard(run_dir: Path) -> None:
     A command writing into the folder replaces some outputs; a warehouse or report left
     from before would mix last night's figures with tonight's files.
     """
-    for name in (warehouse.FILE, HTML_FILE, MARKDOWN_FILE):
+    for name in FILES:
         (run_dir / name).unlink(missing_ok=True)
 
 
 def publish(run_dir: Path, manifest: dict, step: Advance = lambda label: None) -> list[str]:
     """Build warehouse.duckdb over the manifest's outputs, then write both reports from it."""
-    produced = {warehouse.FILE, HTML_FILE, MARKDOWN_FILE}
-    warehouse.build(run_dir, [o["path"] for o in manifest["outputs"] if o["path"] not in produced])
+    warehouse.build(run_dir, [o["path"] for o in manifest["outputs"] if o["path"] not in FILES])
     step("report.html and report.md")
     figures = gather(run_dir, manifest)
     write_text_atomic(run_dir / HTML_FILE, render_html(figures))
     write_text_atomic(run_dir / MARKDOWN_FILE, render_markdown(figures))
-    return [warehouse.FILE, HTML_FILE, MARKDOWN_FILE]
+    return list(FILES)
 
 
 def gather(run_dir: Path, manifest: dict) -> Figures:
