@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shlex
 from importlib.metadata import version
+from pathlib import Path
 
 import click
 import pytest
@@ -15,6 +16,7 @@ from conftest import invoke, read_manifest, write_csv, write_file
 from pipeline.cli import main
 
 COMMANDS = sorted(main.commands)
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -69,8 +71,15 @@ def test_every_help_has_an_example(command):
 
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])
-def test_help_examples_use_real_commands_and_options(command):
+def test_help_examples_use_real_commands_and_options(command, tmp_path, monkeypatch):
     # Parse each example as the shell would; an unknown command or option is a UsageError.
+    # The examples name folders that exist after `make run` (runs/sample) or `generate`
+    # (data/demo); parse them in a scratch folder where those exist, not in whatever the
+    # working directory happens to hold.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sample_data").symlink_to(REPO / "sample_data")
+    for folder in ("runs/sample", "data/demo"):
+        (tmp_path / folder).mkdir(parents=True)
     result = invoke([command, "--help"] if command else ["--help"])
     for line in examples(result.output):
         name, *args = shlex.split(line)
