@@ -26,6 +26,16 @@ def optional(**kwargs) -> pa.Field:
     return pa.Field(nullable=True, required=False, **kwargs)
 
 
+# A money amount beyond a trillion is a broken export, not a sale; NaN and infinity fail the
+# range too. The bound also lets spend be summed as an exact decimal (profile_context.sql).
+MONEY_LIMIT = 1e12
+
+
+def money() -> pa.Field:
+    """An optional money amount (negative for refunds) within ±MONEY_LIMIT."""
+    return optional(ge=-MONEY_LIMIT, le=MONEY_LIMIT)
+
+
 @pa.check("timezone", name="valid_timezone")
 def valid_timezone(cls, data) -> pl.LazyFrame:
     """timezone is an IANA name such as Australia/Melbourne (shared by every model with one)."""

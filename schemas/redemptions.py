@@ -6,7 +6,7 @@ The flat form carries one item as `benefit_id` and `count`; nested `items` are s
 import pandera.polars as pa
 import polars as pl
 
-from schemas._common import Timestamp, optional
+from schemas._common import Timestamp, money, optional
 
 KEY = "id"
 REFERENCES = ()
@@ -19,7 +19,7 @@ class Redemptions(pa.DataFrameModel):
     profile_id: pl.Utf8 = pa.Field(nullable=False)
     created_at: Timestamp = pa.Field(nullable=False)
     type: pl.Utf8 = optional()
-    total: pl.Float64 = optional()
+    total: pl.Float64 = money()
     transaction_id: pl.Utf8 = optional()
     external_id: pl.Utf8 = optional()
     benefit_id: pl.Int64 = optional()

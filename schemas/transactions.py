@@ -6,7 +6,7 @@ A row naming a redemption_id, benefit_id or redeem_code is a benefit usage.
 import pandera.polars as pa
 import polars as pl
 
-from schemas._common import Timestamp, optional
+from schemas._common import Timestamp, money, optional
 
 KEY = None
 REFERENCES = ()
@@ -19,7 +19,7 @@ class Transactions(pa.DataFrameModel):
     transacted_at: Timestamp = pa.Field(nullable=False)
     profile_id: pl.Utf8 = optional()
     location_external_id: pl.Utf8 = optional()
-    total: pl.Float64 = optional()
+    total: pl.Float64 = money()
     status: pl.Utf8 = optional(isin=["completed", "voided", "refunded"])
     redemption_id: pl.Int64 = optional()
     benefit_id: pl.Int64 = optional()

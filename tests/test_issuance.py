@@ -381,6 +381,20 @@ def test_audience_on_extra_column_attribute_path_and_spend(tmp_path):
     assert counts["not_in_audience"] == 2
 
 
+def test_spend_is_summed_exactly_so_reruns_decide_alike(tmp_path):
+    # As doubles, 0.1 + 0.2 is 0.30000000000000004, and the order threads add sales in can
+    # move the last digit: a threshold must see the exact sum.
+    folder = scenario(tmp_path, [profile("p1"), profile("p2")], [definition()], ONE_CAMPAIGN + (
+        "audience = '{\"==\": [{\"var\": \"aggregations.spend_all\"}, 0.3]}'\n"))
+    write_rows(folder / "transactions.csv", [
+        {"external_id": "T1", "transacted_at": "2026-10-01 10:00:00", "profile_id": "p1", "total": "0.1", "status": "completed"},
+        {"external_id": "T2", "transacted_at": "2026-10-02 10:00:00", "profile_id": "p1", "total": "0.2", "status": "completed"},
+        {"external_id": "T3", "transacted_at": "2026-10-02 10:00:00", "profile_id": "p2", "total": "0.30001", "status": "completed"},
+    ])
+    assert issue(tmp_path).exit_code == 0
+    assert plan(tmp_path)["profile_id"].to_list() == ["p1"]
+
+
 def test_rule_with_computed_variable_name_still_sees_every_column(tmp_path):
     # {"var": {"cat": ["reg", "ion"]}} names "region" only at run time.
     people = [profile("p1", region="VIC"), profile("p2", region="NSW")]

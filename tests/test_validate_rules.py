@@ -299,6 +299,8 @@ def test_empty_required_field_is_missing_value(input_dir, run_dir):
             [1, "h", "N", 10, 11],
             "total_allocations_remaining",
         ),
+        ("transactions", ["external_id", "transacted_at", "total"], ["T1", "2026-01-01", "1e13"], "total"),
+        ("redemptions", ["id", "profile_id", "created_at", "total"], [1, "p1", "2026-01-01", "-2e12"], "total"),
     ],
 )
 def test_value_outside_its_range_is_out_of_range(input_dir, run_dir, dataset, header, row, column):
@@ -638,6 +640,22 @@ def test_parquet_is_read_with_native_types(input_dir, run_dir):
         (10, datetime(2026, 1, 1, tzinfo=UTC), "pos", 1)
     ]
     assert reasons_by_row(read_rejects(run_dir, "benefits")) == {2: {"unknown_definition"}}
+
+
+def test_parquet_money_that_is_not_finite_is_out_of_range(input_dir, run_dir):
+    # CSV text "NaN" is not a number at all; a Parquet double column can hold one.
+    pl.DataFrame(
+        {
+            "external_id": ["T1", "T2", "T3"],
+            "transacted_at": [datetime(2026, 1, 1, tzinfo=UTC)] * 3,
+            "total": [12.5, float("nan"), float("inf")],
+        }
+    ).write_parquet(input_dir / "transactions.parquet")
+
+    assert_ok(validate(input_dir, run_dir))
+
+    assert read_validated(run_dir, "transactions")["total"].to_list() == [12.5]
+    assert reasons_by_row(read_rejects(run_dir, "transactions")) == {2: {"out_of_range"}, 3: {"out_of_range"}}
 
 
 def test_parquet_text_values_are_parsed_like_csv(input_dir, run_dir):
