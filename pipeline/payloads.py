@@ -19,7 +19,18 @@ def write_benefits(context: RunContext, *, batch_size: int, lines_per_file: int,
     """Write payloads/benefits/ from the plan's `issue` rows; return the files written."""
     con = context.con
     # `plan` is stored in plan order (campaign, then profile), and a scan keeps it.
-    con.execute("CREATE OR REPLACE TEMP TABLE issued AS SELECT * FROM plan WHERE decision = 'issue'")
+    # Every value goes through to_json, so any text is safe.
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE issued AS
+           SELECT external_id,
+                  to_json(struct_pack(
+                      benefit_definition_id := definition_id,
+                      profile_id := profile_id,
+                      issued_at := strftime(issued_at_local, '%Y-%m-%d %H:%M:%S'),
+                      timezone := timezone,
+                      external_id := external_id)) AS benefit
+           FROM plan WHERE decision = 'issue'"""
+    )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE benefit_calls AS " + db.sql_text("benefit_calls"),
         {"per_call": 1 if single else batch_size},
