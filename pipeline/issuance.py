@@ -121,7 +121,11 @@ def describe_profile_context(
     context_sql = db.sql_text("profile_context")
     params = _context_params(context)
     available = [name for name, *_ in db.rows(con, f"DESCRIBE {context_sql}", params) if name not in HIDDEN]
-    selected = ", ".join(db.quote(name) for name in _columns_read(rules, list(priorities), available))
+    chosen = _columns_read(rules, list(priorities), available)
+    if not any(name.startswith("aggregations.") for name in chosen):
+        # No rule reads spend: DuckDB would still aggregate every sale for the join.
+        con.execute("CREATE OR REPLACE TEMP VIEW context_sales AS SELECT * FROM transactions WHERE false")
+    selected = ", ".join(db.quote(name) for name in chosen)
     select = f"SELECT {selected} FROM ({context_sql})"
     columns = {name: kind for name, kind, *_ in db.rows(con, f"DESCRIBE {select}", params)}
     variables = Variables.from_columns(columns, json_columns=["attributes"])
@@ -151,6 +155,9 @@ def run(context: RunContext, options: Options, prepared: Prepared) -> IssueResul
                 _plan_campaign(context, campaign, definitions[campaign.id], audience, condition, priority)
             )
         result.issued = sum(c["issued"] for c in result.campaigns)
+        # The plan is decided: what the campaigns read goes now, so the writes below (the
+        # payloads' ordered aggregates above all) have the memory.
+        _drop(con, ("profile_context", "candidates", "holdings"))
 
         step("plan.parquet")
         # `plan` is in plan order already (campaign, then profile): a scan keeps that order.
@@ -163,7 +170,7 @@ def run(context: RunContext, options: Options, prepared: Prepared) -> IssueResul
         # Last: once the state says a benefit was emitted, a rerun will never emit it again.
         state.record(con, options.state_dir, context.run_id)
     # Everything issuance built is in its files now; reconciliation wants the memory.
-    con.execute("DROP TABLE IF EXISTS " + "; DROP TABLE IF EXISTS ".join(SCRATCH))
+    _drop(con, SCRATCH)
     result.seconds = round(time.perf_counter() - started, 3)
     context.stages["issue"] = {
         "seconds": result.seconds,
@@ -172,6 +179,10 @@ def run(context: RunContext, options: Options, prepared: Prepared) -> IssueResul
         "payload_files": len(result.payload_files),
     }
     return result
+
+
+def _drop(con, tables) -> None:
+    con.execute("DROP TABLE IF EXISTS " + "; DROP TABLE IF EXISTS ".join(tables))
 
 
 def _resolve_definitions(context: RunContext, campaigns: list[Campaign]) -> dict[str, dict]:

@@ -128,6 +128,8 @@ def _match(context: RunContext, window: dict) -> None:
     # where choices competed, so a handful suffice even at millions of rows.
     while db.scalar(con, round_sql):
         pass
+    # Millions of rows at 10M profiles; the exceptions query below wants the memory.
+    con.execute("DROP TABLE recon_candidates")
 
 
 def _claim_eligible(context: RunContext) -> None:
@@ -176,6 +178,7 @@ def _claim_eligible(context: RunContext) -> None:
             """,
             [definition_id],
         )
+    con.execute("DROP TABLE profile_context")
 
 
 def _write_payloads(context: RunContext, lines_per_file: int) -> list[str]:
