@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from pipeline import __version__, campaigns, issuance, reconcile, report, validate, warehouse
+from pipeline import __version__, campaigns, issuance, reconcile, report, state, validate, warehouse
 from pipeline.context import RunContext, parse_as_of
 from pipeline.errors import PipelineError
 from pipeline.log import Log
@@ -251,17 +251,18 @@ def issue_command(log: Log, **options) -> None:
           --out runs/tonight --as-of "2026-11-22 09:00:00"
     """
     stage_options = _issue_options(options)  # a bad campaigns file stops before any output
-    context = _context(options, log)
-    try:
-        _, prepared = _validate(
-            context,
-            lambda: issuance.prepare(context, stage_options),
-            required={"issue": ("profiles", "benefit_definitions")},
-        )
-        result = issuance.run(context, stage_options, prepared)
-        context.write_manifest()
-    finally:
-        context.close()
+    with state.locked(stage_options.state_dir):
+        context = _context(options, log)
+        try:
+            _, prepared = _validate(
+                context,
+                lambda: issuance.prepare(context, stage_options),
+                required={"issue": ("profiles", "benefit_definitions")},
+            )
+            result = issuance.run(context, stage_options, prepared)
+            context.write_manifest()
+        finally:
+            context.close()
     _echo_issuance(log, result)
 
 
@@ -335,21 +336,22 @@ def run_command(log: Log, **options) -> None:
       omneo-bulk run --input sample_data --campaigns sample_data/campaigns.toml --out runs/sample
     """
     stage_options = _issue_options(options)
-    context = _context(options, log)
-    try:
-        validated, prepared = _validate(
-            context,
-            lambda: issuance.prepare(context, stage_options),
-            required={"issue": ("profiles", "benefit_definitions"), "reconcile": reconcile.REQUIRED},
-        )
-        _echo_validation(log, validated, context)
-        result = issuance.run(context, stage_options, prepared)
-        reconciled = reconcile.run(context, _reconcile_options(options))
-        context.close()  # frees DuckDB's memory before the report reads the files back
-        report.run(context)
-        context.write_manifest()
-    finally:
-        context.close()
+    with state.locked(stage_options.state_dir):
+        context = _context(options, log)
+        try:
+            validated, prepared = _validate(
+                context,
+                lambda: issuance.prepare(context, stage_options),
+                required={"issue": ("profiles", "benefit_definitions"), "reconcile": reconcile.REQUIRED},
+            )
+            _echo_validation(log, validated, context)
+            result = issuance.run(context, stage_options, prepared)
+            reconciled = reconcile.run(context, _reconcile_options(options))
+            context.close()  # frees DuckDB's memory before the report reads the files back
+            report.run(context)
+            context.write_manifest()
+        finally:
+            context.close()
     _echo_issuance(log, result)
     _echo_reconciliation(log, reconciled)
     _echo_report(log, context.out_dir)

@@ -31,6 +31,10 @@ class CampaignError(PipelineError):
     """A campaign in the campaigns file is invalid: names the campaign."""
 
 
+class StateInUse(PipelineError):
+    """Another run holds the issuance state folder."""
+
+
 class ConfigError(PipelineError):
     """A config file or option value is invalid."""
 

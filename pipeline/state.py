@@ -7,16 +7,51 @@ atomically, with the new rows added, only after a run has written everything els
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
 
 from pipeline.db import copy_atomic
+from pipeline.errors import StateInUse
 
 STATE_FILE = "issued.parquet"
+LOCK_FILE = "lock"
 STATE_DDL = """(
     external_id VARCHAR, profile_id VARCHAR, definition_id BIGINT, issued_at_utc TIMESTAMPTZ,
     expires_at_utc TIMESTAMPTZ, max_redemptions BIGINT, campaign_id VARCHAR, run_id VARCHAR)"""
+
+
+@contextmanager
+def locked(state_dir: Path) -> Iterator[None]:
+    """Hold the state folder for one run; a second run that shares it stops at once.
+
+    Two runs planning from the same state would both see a benefit as not yet emitted and
+    both emit it. The lock is the kernel's (flock): it goes with the process, so a killed
+    run never leaves the folder locked. The file says who holds it, for the error message.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(state_dir / LOCK_FILE, "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise StateInUse(
+                f"state folder {state_dir} is in use by another run ({holder}); two runs sharing "
+                "one state could issue the same benefit twice: wait for it, or give this run its own --state"
+            ) from None
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()} since {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing releases the lock
 
 
 def load(con: duckdb.DuckDBPyConnection, state_dir: Path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -300,6 +302,40 @@ def test_state_counts_against_allocation_until_export_shows_it(tmp_path):
     bodies = issued_bodies(tmp_path, "second")
     # p0/p1 hold pending instances (holds_active); only one allocation is left for p2, p3.
     assert [b["profile_id"] for b in bodies] == ["p2"]
+
+
+def hold_state(state_dir: Path) -> subprocess.Popen:
+    """Another process holding the state folder, as a run still going would; returns once held."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys; from pathlib import Path; from pipeline.state import locked\n"
+         f"with locked(Path({str(state_dir)!r})):\n    print('held', flush=True)\n    sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_second_run_sharing_the_state_stops_before_any_output(tmp_path):
+    scenario(tmp_path, [profile("p1")], [definition()], ONE_CAMPAIGN)
+    holder = hold_state(tmp_path / "state")
+    try:
+        result = issue(tmp_path)
+        assert result.exit_code == 1
+        assert f"state folder {tmp_path / 'state'} is in use by another run (pid {holder.pid} since" in result.output
+        assert not (tmp_path / "run").exists()
+    finally:
+        holder.communicate("")  # the holder finishes; its lock goes with it
+    assert issue(tmp_path).exit_code == 0
+    assert plan(tmp_path)["profile_id"].to_list() == ["p1"]
+
+
+def test_a_killed_run_leaves_the_state_free(tmp_path):
+    scenario(tmp_path, [profile("p1")], [definition()], ONE_CAMPAIGN)
+    holder = hold_state(tmp_path / "state")
+    holder.kill()
+    holder.wait()
+    assert issue(tmp_path).exit_code == 0
 
 
 def test_failed_run_does_not_update_state(tmp_path):
