@@ -6,6 +6,7 @@ No data logic lives here. Exit status: 0 done, 1 data fault, 2 usage error.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import tomllib
 from collections.abc import Callable
@@ -138,7 +139,37 @@ def reports_errors(command: Callable) -> Callable:
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": ENV_PREFIX})
+class Main(click.Group):
+    """The command group; a usage error is one JSON object too when json logs were asked for.
+
+    Click reports a bad option before any command runs, so before the command's own Log
+    exists: a scheduler that parses every line as JSON would otherwise get Click's text.
+    """
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        argv = list(sys.argv[1:] if args is None else args)
+        if not standalone_mode or not _asks_for_json(argv):
+            return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            return super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as error:
+            Log("json").error(error.format_message(), event="usage_error")
+            sys.exit(error.exit_code)
+        except click.Abort:
+            Log("json").error("aborted", event="aborted")
+            sys.exit(1)
+
+
+def _asks_for_json(argv: list[str]) -> bool:
+    """--log-format json on the command line, or OMNEO_BULK_<COMMAND>_LOG_FORMAT=json."""
+    for position, arg in enumerate(argv):
+        if arg == "--log-format=json" or (arg == "--log-format" and argv[position + 1:position + 2] == ["json"]):
+            return True
+    command = next((arg for arg in argv if not arg.startswith("-")), "")
+    return os.environ.get(f"{ENV_PREFIX}_{command.upper()}_LOG_FORMAT") == "json"
+
+
+@click.group(cls=Main, context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": ENV_PREFIX})
 @click.version_option(__version__, prog_name="omneo-bulk")
 def main() -> None:
     """Bulk benefit issuance and redemption reconciliation for Omneo.

@@ -701,6 +701,36 @@ def test_json_failure_is_one_error_object_on_stderr(tmp_path, arguments, named, 
     assert all(isinstance(e, dict) for e in json_lines(result.stdout))
 
 
+@pytest.mark.parametrize(
+    ("arguments", "env", "named"),
+    [
+        (["validate", "--log-format", "json", "--input", SAMPLE, "--out", "x", "--no-such-option"], {},
+         "--no-such-option"),
+        (["run", "--log-format=json", "--input", SAMPLE, "--out", "x"], {}, "--campaigns"),
+        (["validate", "--out", "x", "--max-reject-ratio", "lots"], {"OMNEO_BULK_VALIDATE_LOG_FORMAT": "json"},
+         "lots"),
+    ],
+    ids=["unknown-option", "missing-option", "bad-value-env-json"],
+)
+def test_json_usage_error_is_one_error_object(arguments, env, named):
+    # Click rejects these before the command runs; a scheduler still gets JSON, and exit 2.
+    result = invoke(arguments, env={**clean_env(), **env})
+
+    assert result.exit_code == 2
+    [error] = json_lines(result.stderr)
+    assert (error["level"], error["event"]) == ("error", "usage_error")
+    assert named in error["message"]
+    assert result.stdout == ""
+
+
+def test_text_usage_error_is_clicks_own(tmp_path):
+    result = invoke(["validate", "--input", SAMPLE, "--out", tmp_path, "--no-such-option"], env=clean_env())
+
+    assert result.exit_code == 2
+    assert "Error: No such option '--no-such-option'" in result.stderr
+    assert "validate --help' for help" in result.stderr
+
+
 def test_json_query_error_is_an_error_object(run_dir):
     result = invoke(["query", "--out", run_dir, "--log-format", "json", "SELEC 1"], env=clean_env())
 
