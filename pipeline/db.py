@@ -51,6 +51,9 @@ def connect(
         Path(temp_directory).mkdir(parents=True, exist_ok=True)
         con.execute("SET temp_directory = ?", [str(temp_directory)])
     con.execute("SET preserve_insertion_order = true")
+    # Progress is this program's to show (rich bars, json events, or nothing with --quiet):
+    # DuckDB's own bar would print over them, and into the json lines, on any query > 2 s.
+    con.execute("SET enable_progress_bar = false")
     return con
 
 

@@ -6,6 +6,8 @@ Precedence of a setting: command line > OMNEO_BULK_<COMMAND>_<OPTION> > --config
 from __future__ import annotations
 
 import shlex
+import subprocess
+import sys
 from importlib.metadata import version
 from pathlib import Path
 
@@ -242,3 +244,16 @@ def test_config_supplies_input_and_out_by_their_option_names(tmp_path, half_reje
 
     assert result.exit_code == 0, result.output
     assert (run_dir / "manifest.json").exists()
+
+
+
+def test_duckdb_never_draws_its_own_progress_bar():
+    # Run from a notebook or `python -c` (no __main__.__file__), DuckDB turns on its own bar,
+    # drawn on stdout for every query over 2 s: at 10M profiles it broke --quiet and the
+    # json lines. A subprocess, because under pytest DuckDB leaves the bar off anyway.
+    probe = subprocess.run(
+        [sys.executable, "-c",
+         "from pipeline import db; print(db.scalar(db.connect(), \"SELECT current_setting('enable_progress_bar')\"))"],
+        capture_output=True, text=True, check=True,
+    )
+    assert probe.stdout.strip() == "False"
