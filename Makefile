@@ -42,9 +42,10 @@ bench: $(STAMP) ## Run the benchmarks (tens of minutes) and record figures in be
 	$(BIN)/python benchmarks/bench_issue.py --profiles 10000000 --memory-limit 5GB
 	$(BIN)/python benchmarks/bench_reconcile.py --benefits 5000000
 	$(BIN)/python benchmarks/bench_reconcile.py --benefits 5000000 --memory-limit 4GB
-	$(BIN)/python benchmarks/bench_run.py --profiles 1000000
-	$(BIN)/python benchmarks/bench_run.py --profiles 10000000
+	$(BIN)/python benchmarks/bench_run.py --profiles 1000000 --repeat 3
+	$(BIN)/python benchmarks/bench_run.py --profiles 10000000 --repeat 3
 	$(BIN)/python benchmarks/bench_run.py --profiles 10000000 --memory-limit 4GB
+	$(BIN)/python benchmarks/bench_run.py --profiles 10000000 --memory-limit 12GB
 
 clean: ## Remove run outputs and the virtual environment
 	rm -rf runs $(VENV) .pytest_cache *.egg-info
