@@ -10,6 +10,7 @@ import os
 import sys
 import tomllib
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -281,20 +282,27 @@ def issue_command(log: Log, **options) -> None:
       omneo-bulk issue --input sample_data --campaigns sample_data/campaigns.toml \\
           --out runs/tonight --as-of "2026-11-22 09:00:00"
     """
-    stage_options = _issue_options(options)  # a bad campaigns file stops before any output
-    with state.locked(stage_options.state_dir):
+    required = {"issue": ("profiles", "benefit_definitions")}
+    with _issuing(options, log, required) as (context, stage, _, prepared):
+        result = issuance.run(context, stage, prepared)
+        context.write_manifest()
+    _echo_issuance(log, result)
+
+
+@contextmanager
+def _issuing(options: dict, log: Log, required: dict[str, tuple[str, ...]]):
+    """What issue and run share: hold the state, open the run, validate, check the campaigns.
+
+    Yields (context, issue options, validation result, prepared campaigns).
+    """
+    stage = _issue_options(options)  # a bad campaigns file stops before any output
+    with state.locked(stage.state_dir):
         context = _context(options, log)
         try:
-            _, prepared = _validate(
-                context,
-                lambda: issuance.prepare(context, stage_options),
-                required={"issue": ("profiles", "benefit_definitions")},
-            )
-            result = issuance.run(context, stage_options, prepared)
-            context.write_manifest()
+            validated, prepared = _validate(context, lambda: issuance.prepare(context, stage), required)
+            yield context, stage, validated, prepared
         finally:
             context.close()
-    _echo_issuance(log, result)
 
 
 def reconcile_options(command: Callable) -> Callable:
@@ -366,23 +374,14 @@ def run_command(log: Log, **options) -> None:
     Example:
       omneo-bulk run --input sample_data --campaigns sample_data/campaigns.toml --out runs/sample
     """
-    stage_options = _issue_options(options)
-    with state.locked(stage_options.state_dir):
-        context = _context(options, log)
-        try:
-            validated, prepared = _validate(
-                context,
-                lambda: issuance.prepare(context, stage_options),
-                required={"issue": ("profiles", "benefit_definitions"), "reconcile": reconcile.REQUIRED},
-            )
-            _echo_validation(log, validated, context)
-            result = issuance.run(context, stage_options, prepared)
-            reconciled = reconcile.run(context, _reconcile_options(options))
-            context.close()  # frees DuckDB's memory before the report reads the files back
-            report.run(context)
-            context.write_manifest()
-        finally:
-            context.close()
+    required = {"issue": ("profiles", "benefit_definitions"), "reconcile": reconcile.REQUIRED}
+    with _issuing(options, log, required) as (context, stage, validated, prepared):
+        _echo_validation(log, validated, context)
+        result = issuance.run(context, stage, prepared)
+        reconciled = reconcile.run(context, _reconcile_options(options))
+        context.close()  # frees DuckDB's memory before the report reads the files back
+        report.run(context)
+        context.write_manifest()
     _echo_issuance(log, result)
     _echo_reconciliation(log, reconciled)
     _echo_report(log, context.out_dir)
