@@ -123,7 +123,7 @@ returns and POS transactions, with planted anomalies. Goal at 10M: at most 90 s 
 |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 | {r['seconds']:.1f} s{_spread(r)} | {r['peak_mib']:,} MiB | {r['rows_read']:,} | {r['rows_per_second']:,} | {per_stage} | {r['issued']:,} | {r['exceptions']:,} |
 
-Machine: {r['machine']}. Command: `python benchmarks/bench_run.py --profiles {r['profiles']} --format {r['format']}`
+Machine: {r['machine']}. Command: `python benchmarks/bench_run.py --profiles {r['profiles']} --format {r['format']}{_repeat(r)}`
 {f"--memory-limit {r['memory_limit']}" if r['memory_limit'] else "(DuckDB memory limit: the default)"}.
 Generating the data took {r['generate_seconds'] or 'n/a (cached)'} s and is not part of the wall time.
 
@@ -137,8 +137,13 @@ Generating the data took {r['generate_seconds'] or 'n/a (cached)'} s and is not 
 """
 
 
+def _repeat(r: dict) -> str:
+    runs = len(r.get("all_seconds", []))
+    return f" --repeat {runs}" if runs > 1 else ""
+
+
 def _spread(r: dict) -> str:
-    """' (median of 3: 110.2, 118.0, 125.3 s)' when the run was repeated."""
+    """' (median of 3: 110.2, 118.0, 125.3 s)' when the run was repeated; peak RSS is the worst run's."""
     runs = r.get("all_seconds", [])
     if len(runs) < 2:
         return ""

@@ -118,6 +118,10 @@ def reports_errors(command: Callable) -> Callable:
         log = Log(log_format, quiet)
         try:
             return command(*args, log=log, **options)
+        except KeyboardInterrupt:
+            # Outputs are renamed into place only when finished, so none is half-written.
+            log.error("interrupted", event="interrupted")
+            sys.exit(130)
         except PipelineError as error:
             if debug:
                 raise
@@ -153,8 +157,9 @@ class Main(click.Group):
             return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
         try:
             return super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.UsageError as error:
-            Log("json").error(error.format_message(), event="usage_error")
+        except click.ClickException as error:
+            event = "usage_error" if isinstance(error, click.UsageError) else "error"
+            Log("json").error(error.format_message(), event=event)
             sys.exit(error.exit_code)
         except click.Abort:
             Log("json").error("aborted", event="aborted")
@@ -162,12 +167,20 @@ class Main(click.Group):
 
 
 def _asks_for_json(argv: list[str]) -> bool:
-    """--log-format json on the command line, or OMNEO_BULK_<COMMAND>_LOG_FORMAT=json."""
+    """Is the log format json? The last --log-format given, else OMNEO_BULK_<COMMAND>_LOG_FORMAT.
+
+    The same precedence as for the option itself: the command line beats the environment.
+    """
+    chosen = None
     for position, arg in enumerate(argv):
-        if arg == "--log-format=json" or (arg == "--log-format" and argv[position + 1:position + 2] == ["json"]):
-            return True
-    command = next((arg for arg in argv if not arg.startswith("-")), "")
-    return os.environ.get(f"{ENV_PREFIX}_{command.upper()}_LOG_FORMAT") == "json"
+        if arg.startswith("--log-format="):
+            chosen = arg.split("=", 1)[1]
+        elif arg == "--log-format" and position + 1 < len(argv):
+            chosen = argv[position + 1]
+    if chosen is None:
+        command = next((arg for arg in argv if not arg.startswith("-")), "")
+        chosen = os.environ.get(f"{ENV_PREFIX}_{command.upper()}_LOG_FORMAT")
+    return chosen == "json"
 
 
 @click.group(cls=Main, context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": ENV_PREFIX})
@@ -296,13 +309,13 @@ def _issuing(options: dict, log: Log, required: dict[str, tuple[str, ...]]):
     Yields (context, issue options, validation result, prepared campaigns).
     """
     stage = _issue_options(options)  # a bad campaigns file stops before any output
-    with state.locked(stage.state_dir):
-        context = _context(options, log)
-        try:
+    context = _context(options, log)  # a bad setting stops before the state folder is made
+    try:
+        with state.locked(stage.state_dir):
             validated, prepared = _validate(context, lambda: issuance.prepare(context, stage), required)
             yield context, stage, validated, prepared
-        finally:
-            context.close()
+    finally:
+        context.close()
 
 
 def reconcile_options(command: Callable) -> Callable:

@@ -344,6 +344,16 @@ def test_failed_run_does_not_update_state(tmp_path):
     assert result.exit_code == 1
     assert "no_such_column" in result.output
     assert not (tmp_path / "state" / "issued.parquet").exists()
+    # ...and leaves the state free for the next run in this same process.
+    (tmp_path / "campaigns.toml").write_text(ONE_CAMPAIGN, encoding="utf-8")
+    assert issue(tmp_path).exit_code == 0
+
+
+def test_bad_setting_stops_before_the_state_folder_is_made(tmp_path):
+    scenario(tmp_path, [profile("p1")], [definition()], ONE_CAMPAIGN)
+    result = issue(tmp_path, "run", "--default-timezone", "Mars/Base")
+    assert result.exit_code == 2
+    assert not (tmp_path / "state").exists()
 
 
 # Payload files ------------------------------------------------------------------------------
@@ -429,6 +439,21 @@ def test_spend_is_summed_exactly_so_reruns_decide_alike(tmp_path):
     ])
     assert issue(tmp_path).exit_code == 0
     assert plan(tmp_path)["profile_id"].to_list() == ["p1"]
+
+
+def test_a_sale_of_several_rows_counts_once_for_its_largest_row(tmp_path):
+    # One sale, three rows: the largest total wins, ties go to the greater profile id, and a
+    # row without a total never beats one with it. So T1 is p2's sale of 10 and p1 has none.
+    folder = scenario(tmp_path, [profile("p1"), profile("p2")], [definition()], ONE_CAMPAIGN + (
+        "audience = '{\"and\": [{\"==\": [{\"var\": \"aggregations.shop_count\"}, 1]}, "
+        "{\"==\": [{\"var\": \"aggregations.spend_all\"}, 10]}]}'\n"))
+    write_rows(folder / "transactions.csv", [
+        {"external_id": "T1", "transacted_at": "2026-10-01 10:00:00", "profile_id": "p1", "total": "10", "status": "completed"},
+        {"external_id": "T1", "transacted_at": "2026-10-01 10:00:00", "profile_id": "p2", "total": "10", "status": "completed"},
+        {"external_id": "T1", "transacted_at": "2026-10-01 10:00:00", "profile_id": "p1", "total": "", "status": "completed"},
+    ])
+    assert issue(tmp_path).exit_code == 0
+    assert plan(tmp_path)["profile_id"].to_list() == ["p2"]
 
 
 def test_rule_with_computed_variable_name_still_sees_every_column(tmp_path):

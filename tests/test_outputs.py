@@ -723,6 +723,40 @@ def test_json_usage_error_is_one_error_object(arguments, env, named):
     assert result.stdout == ""
 
 
+def test_command_line_log_format_beats_the_environment_for_usage_errors(tmp_path):
+    result = invoke(["validate", "--log-format", "text", "--input", SAMPLE, "--out", tmp_path, "--nope"],
+                    env={**clean_env(), "OMNEO_BULK_VALIDATE_LOG_FORMAT": "json"})
+
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Usage:")
+
+
+def test_help_still_works_with_json_logs():
+    result = invoke(["validate", "--log-format", "json", "--help"], env=clean_env())
+
+    assert result.exit_code == 0
+    assert "Example" in result.stdout
+
+
+def test_version_with_json_logs_prints_the_version():
+    result = invoke(["--version", "validate", "--log-format", "json"], env=clean_env())
+
+    assert result.exit_code == 0
+    assert "omneo-bulk" in result.stdout
+
+
+def test_interrupted_run_is_one_json_object_and_exit_130(tmp_path, monkeypatch):
+    def interrupt(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("pipeline.validate.check", interrupt)
+    result = invoke(["validate", "--input", SAMPLE, "--out", tmp_path, "--log-format", "json"], env=clean_env())
+
+    assert result.exit_code == 130
+    [error] = json_lines(result.stderr)
+    assert (error["event"], error["message"]) == ("interrupted", "interrupted")
+
+
 def test_text_usage_error_is_clicks_own(tmp_path):
     result = invoke(["validate", "--input", SAMPLE, "--out", tmp_path, "--no-such-option"], env=clean_env())
 

@@ -244,6 +244,23 @@ def test_missing_in_omneo_claimable_definition_writes_claim_redeem_call(tmp_path
     assert run.payloads("redemptions") == [] and run.payloads("returns") == []
 
 
+def test_claim_condition_on_spend_sees_the_profiles_sales(tmp_path):
+    # vip-welcome here needs spend_all >= 100. p1 spent 150 in October, p2 only the 50 of the
+    # sale that used the code: p1's use becomes a claim_redeem call, p2's a manual review.
+    spend_rule = '{">=": [{"var": "aggregations.spend_all"}, 100]}'
+    definitions = [d if d["id"] != 97 else {**d, "claim_condition": spend_rule} for d in DEFINITIONS]
+    export = Export(
+        benefit_definitions=definitions,
+        transactions=[usage("S1", "2026-10-05T10:00:00+11:00", "p1", total=150.0),
+                      usage("T1", "2026-11-15T10:00:00+11:00", "p1", code="VIPWELCOME"),
+                      usage("T2", "2026-11-15T11:00:00+11:00", "p2", code="VIPWELCOME")],
+    )
+    run = reconcile(tmp_path, export)
+    assert run.categories() == ["missing_in_omneo", "missing_in_omneo"]
+    assert run.finding("missing_in_omneo", transaction_external_id="T1")["action"] == "claim_redeem"
+    assert run.finding("missing_in_omneo", transaction_external_id="T2")["action"] == "manual_review"
+
+
 def _expired_instance() -> tuple[Export, dict]:
     # 1001 expired 5 Nov (+11); the POS used it on 10 Nov: not valid then → manual review.
     return Export(
