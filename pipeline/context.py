@@ -6,6 +6,7 @@ Built once per command and closed in one place; stages read from it and record i
 from __future__ import annotations
 
 import secrets
+import shutil
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -110,10 +111,12 @@ class RunContext:
         if self._con is not None:
             self._con.close()
             self._con = None
+        if self._hasher is not None:
+            # The digests still being computed finish (the manifest reads them); the thread ends.
+            self._hasher.shutdown(wait=True)
+            self._hasher = None
         scratch = self.out_dir / ".tmp"
         if scratch.exists():
-            import shutil
-
             shutil.rmtree(scratch, ignore_errors=True)
 
     # Outputs ---------------------------------------------------------------------

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
+
 from pipeline import db, payloads, state
 from pipeline.campaigns import Campaign
 from pipeline.context import RunContext
@@ -181,7 +183,8 @@ def run(context: RunContext, options: Options, prepared: Prepared) -> IssueResul
     return result
 
 
-def _drop(con, tables) -> None:
+def _drop(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -> None:
+    """Drop these tables where they exist: their memory goes back to DuckDB."""
     con.execute("DROP TABLE IF EXISTS " + "; DROP TABLE IF EXISTS ".join(tables))
 
 

@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -194,6 +195,16 @@ def test_manifest_lists_every_output_with_its_sha256_and_rows(run_dir, manifest)
     on_disk = {p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file()}
     assert on_disk - {"manifest.json"} == listed
     assert set(REPORT_FILES) <= listed
+
+
+def test_a_finished_command_leaves_no_hashing_thread_behind(tmp_path):
+    # Digests are computed on a background thread; an embedding program (a notebook, a
+    # scheduler calling main()) must not collect one idle thread per run.
+    result = invoke(["validate", "--input", SAMPLE, "--out", tmp_path / "run", "-q"], env=clean_env())
+
+    assert result.exit_code == 0
+    assert read_manifest(tmp_path / "run")["outputs"]
+    assert [t.name for t in threading.enumerate() if t.name.startswith("sha256")] == []
 
 
 def test_manifest_inputs_add_up(run_dir, manifest):
