@@ -16,8 +16,9 @@ from pathlib import Path
 import click
 
 from pipeline import __version__, campaigns, issuance, reconcile, report, state, validate, warehouse
-from pipeline.context import RunContext, parse_as_of
-from pipeline.errors import PipelineError
+from pipeline.context import RunContext, fingerprint, parse_as_of
+from pipeline.errors import ConfigError, PipelineError
+from pipeline.files import sha256_of
 from pipeline.log import Log
 
 ENV_PREFIX = "OMNEO_BULK"
@@ -82,12 +83,23 @@ def input_options(command: Callable) -> Callable:
     return command
 
 
+# Options that change how a command runs, never what it writes: not part of its request.
+HOW_NOT_WHAT = {"memory_limit", "threads"}
+
+
 def _context(options: dict, log: Log) -> RunContext:
+    """The command's run context, its settings checked; `open()` it to hold the run folder."""
+    command = click.get_current_context().command.name
+    asked = {k: str(Path(v).resolve()) if isinstance(v, Path) else v for k, v in options.items() if k not in HOW_NOT_WHAT}
+    if options.get("campaigns_file") is not None and options["campaigns_file"].is_file():
+        asked["campaigns_sha256"] = sha256_of(options["campaigns_file"])
     return RunContext(
+        request=fingerprint(command, asked, options["input_dir"],
+                            skip=tuple(options[k] for k in ("out_dir", "state_dir") if options.get(k))),
         progress=log.progress(),
         out_dir=options["out_dir"],
         input_dir=options["input_dir"],
-        as_of=parse_as_of(options["as_of"], options["naive_timezone"]),
+        as_of=parse_as_of(options["as_of"], options["naive_timezone"]) if options["as_of"] else None,
         naive_timezone=options["naive_timezone"],
         default_timezone=options["default_timezone"],
         max_reject_ratio=options["max_reject_ratio"],
@@ -199,16 +211,11 @@ def _validate(
     before_writing: Callable[[], object] = lambda: None,
     required: dict[str, tuple[str, ...]] | None = None,
 ):
-    """Validate, run `before_writing` (campaign checks), then write; manifest even on rejects."""
-    report.discard(context.out_dir)
+    """Validate, run `before_writing` (campaign checks), then commit validated/ and rejects/."""
     checked = validate.check(context, required)
     prepared = before_writing()
-    try:
-        validate.write(context, checked)
-    finally:
-        # A run that stopped before validating anything has no manifest to show.
-        if context.stages:
-            context.write_manifest()
+    # An earlier run's report and warehouse would mix its figures with tonight's files.
+    validate.write(context, checked, stale=report.FILES)
     return checked, prepared
 
 
@@ -224,7 +231,9 @@ def validate_command(log: Log, **options) -> None:
     """
     context = _context(options, log)
     try:
+        context.open()
         result, _ = _validate(context)
+        context.finish()
     finally:
         context.close()
     _echo_validation(log, result, context)
@@ -298,7 +307,7 @@ def issue_command(log: Log, **options) -> None:
     required = {"issue": ("profiles", "benefit_definitions")}
     with _issuing(options, log, required) as (context, stage, _, prepared):
         result = issuance.run(context, stage, prepared)
-        context.write_manifest()
+        context.finish()
     _echo_issuance(log, result)
 
 
@@ -312,10 +321,23 @@ def _issuing(options: dict, log: Log, required: dict[str, tuple[str, ...]]):
     context = _context(options, log)  # a bad setting stops before the state folder is made
     try:
         with state.locked(stage.state_dir):
+            context.open()
+            _check_resumed_state(context, stage.state_dir)
             validated, prepared = _validate(context, lambda: issuance.prepare(context, stage), required)
             yield context, stage, validated, prepared
     finally:
         context.close()
+
+
+def _check_resumed_state(context: RunContext, state_dir: Path) -> None:
+    """A run resumed in its folder must use the state it issued with, or it could issue twice."""
+    issued = context.stages.get("issue", {})
+    if context.resumed and issued.get("run_id") == context.run_id and "state" in issued:
+        if Path(issued["state"]) != state_dir.resolve():
+            raise ConfigError(
+                f"{context.out_dir} holds run {context.run_id}, unfinished, which issued with --state "
+                f"{issued['state']}; rerun it with that --state, or give this run a new --out"
+            )
 
 
 def reconcile_options(command: Callable) -> Callable:
@@ -365,9 +387,10 @@ def reconcile_command(log: Log, **options) -> None:
     """
     context = _context(options, log)
     try:
+        context.open()
         _validate(context, required={"reconcile": reconcile.REQUIRED})
         result = reconcile.run(context, _reconcile_options(options))
-        context.write_manifest()
+        context.finish()
     finally:
         context.close()
     _echo_reconciliation(log, result)
@@ -392,9 +415,9 @@ def run_command(log: Log, **options) -> None:
         _echo_validation(log, validated, context)
         result = issuance.run(context, stage, prepared)
         reconciled = reconcile.run(context, _reconcile_options(options))
-        context.close()  # frees DuckDB's memory before the report reads the files back
+        context.close_connection()  # frees DuckDB's memory before the report reads the files back
         report.run(context)
-        context.write_manifest()
+        context.finish()
     _echo_issuance(log, result)
     _echo_reconciliation(log, reconciled)
     _echo_report(log, context.out_dir)

@@ -5,6 +5,7 @@ Every stage gets its connection from `connect`, so limits and time zone are set 
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 from importlib import resources
@@ -101,6 +102,18 @@ def literal(value: str | Path | list) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(literal(v) for v in value) + "]"
     return exp.Literal.string(str(value)).sql("duckdb")
+
+
+def path_literal(path: str | Path | list) -> str:
+    """A file path as a SQL literal that DuckDB's readers take as that file and no other.
+
+    read_parquet, read_csv and the rest expand `*`, `?` and `[...]` in a path as a glob, so
+    `runs/[1]/x.parquet` would read `runs/1/x.parquet`. Each such character is escaped as a
+    one-character class (`[[]`), which matches only itself.
+    """
+    if isinstance(path, list):
+        return "[" + ", ".join(path_literal(p) for p in path) + "]"
+    return literal(glob.escape(str(path)))
 
 
 def copy_atomic(

@@ -45,3 +45,15 @@ class QueryError(PipelineError):
     """A query against a run's warehouse failed, or there is no warehouse: a usage error."""
 
     exit_code = 2
+
+
+class RunFolderInUse(PipelineError):
+    """Another command is writing the same run folder."""
+
+
+class RunFolderError(PipelineError):
+    """A run folder's manifest or commit journal cannot be read: names the file."""
+
+
+class StateError(PipelineError):
+    """A file of the issuance state cannot be read: names it and what to do."""

@@ -1,6 +1,7 @@
-"""File helpers: atomic writes, hashing, and the integrity pass over input files.
+"""File helpers: atomic writes, fsync, hashing, and the integrity pass over input files.
 
-Outputs appear only complete (written under a temporary name, then renamed).
+Outputs appear only complete (written under a temporary name, flushed to disk, then
+renamed); a rename is made durable by flushing its folder too.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,17 +21,50 @@ from pipeline.errors import InputError
 CHUNK = 8 * 2**20
 
 
+def temporary_name(final: Path) -> Path:
+    """The name a file is written under before it is renamed to `final`.
+
+    `.<name>.tmp-<pid>`: hidden, and recognisable, so the next command into a folder can
+    remove what a killed one left (`TEMPORARY`).
+    """
+    return final.with_name(f".{final.name}.tmp-{os.getpid()}")
+
+
+# A temporary file of `temporary_name`, or the write-ahead log DuckDB keeps beside one.
+TEMPORARY = re.compile(r"^\..+\.tmp-\d+(\.wal)?$")
+
+
 @contextlib.contextmanager
 def atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `final`; rename it into place only on success."""
+    """Yield a temporary path beside `final`; flush it and rename it into place on success."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    temporary = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    temporary = temporary_name(final)
     try:
         yield temporary
+        fsync_file(temporary)
         os.replace(temporary, final)
+        fsync_dir(final.parent)
     finally:
         if temporary.exists():
             temporary.unlink()
+
+
+def fsync_file(path: Path) -> None:
+    """Flush a file's bytes to the disk: after this, a power cut cannot lose them."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a folder's entries (the renames and removals made in it) to the disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_text_atomic(final: Path, text: str) -> None:
@@ -41,9 +76,12 @@ def write_json_atomic(final: Path, payload: object) -> None:
     write_text_atomic(final, json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
 
 
-def sha256_of(path: Path) -> str:
+def sha256_of(path: Path, *, sync: bool = False) -> str:
+    """The file's sha256; with `sync`, its bytes are flushed to the disk first."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
+        if sync:
+            os.fsync(handle.fileno())
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()

@@ -1,7 +1,8 @@
 """The issue stage: which profiles get which benefit tonight, and the calls that issue them.
 
 Campaigns run in file order, each one set-wise SQL over every profile (`plan_campaign.sql`);
-the plan, the batched payloads and the issuance state are written only when all succeed.
+the plan and the batched payloads are committed, and the issuance state told, only when all
+succeed.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline import db, payloads, state
+from pipeline import db, failpoints, payloads, state
 from pipeline.campaigns import Campaign
-from pipeline.context import RunContext
+from pipeline.context import RunContext, new_commit_id
 from pipeline.errors import CampaignError, RuleError
 from pipeline.jsonlogic import Variables, compile_condition
 
@@ -148,7 +149,8 @@ def run(context: RunContext, options: Options, prepared: Prepared) -> IssueResul
         step("profile context")
         con.execute(prepared.profile_context, _context_params(context))
         step("holdings")
-        state.load(con, options.state_dir)
+        state.settle(con, options.state_dir)
+        state.load(con, options.state_dir, resumed_run=context.run_id if context.resumed else None)
         con.execute("CREATE OR REPLACE TABLE holdings AS " + db.sql_text("holdings"))
         con.execute(f"CREATE OR REPLACE TABLE plan {PLAN_DDL}")
         for campaign, (audience, condition, priority) in zip(options.campaigns, prepared.rules):
@@ -168,18 +170,26 @@ def run(context: RunContext, options: Options, prepared: Prepared) -> IssueResul
         result.payload_files = payloads.write_benefits(
             context, batch_size=options.batch_size, lines_per_file=options.lines_per_file, single=options.single
         )
+        failpoints.reach("payloads_staged")
         step("state")
-        # Last: once the state says a benefit was emitted, a rerun will never emit it again.
-        state.record(con, options.state_dir, context.run_id)
+        # The state learns tonight's benefits as pending, the folder lists the payloads,
+        # then the state calls them emitted: a kill anywhere between leaves a state the next
+        # run settles by what the folder shows (docs/runs.md).
+        commit_id = new_commit_id()
+        state.stage(con, options.state_dir, context.run_id, context.out_dir, commit_id)
+        result.seconds = round(time.perf_counter() - started, 3)
+        record = {
+            "seconds": result.seconds,
+            "issued": result.issued,
+            "campaigns": result.campaigns,
+            "payload_files": len(result.payload_files),
+            "state": str(options.state_dir.resolve()),
+        }
+        context.commit("issue", record, replaces=("issuance/", "payloads/benefits/"), commit_id=commit_id)
+        failpoints.reach("issue_committed")
+        state.promote(options.state_dir, context.run_id)
     # Everything issuance built is in its files now; reconciliation wants the memory.
     _drop(con, SCRATCH)
-    result.seconds = round(time.perf_counter() - started, 3)
-    context.stages["issue"] = {
-        "seconds": result.seconds,
-        "issued": result.issued,
-        "campaigns": result.campaigns,
-        "payload_files": len(result.payload_files),
-    }
     return result
 
 

@@ -6,8 +6,6 @@ order and idempotency keys depend only on the inputs, so a rerun is byte-identic
 
 from __future__ import annotations
 
-import shutil
-
 from pipeline import db
 from pipeline.context import RunContext
 
@@ -58,25 +56,23 @@ def envelope(path: str, body: str) -> str:
 
 
 def write_lines(context: RunContext, kind: str, table: str, lines_per_file: int) -> list[str]:
-    """Write table's `line`s (JSON text, ordered by line_no) to payloads/<kind>/part-NNNNN.ndjson."""
-    folder = context.out_dir / "payloads" / kind
-    # Parts of an earlier run into this folder would be mistaken for tonight's calls.
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+    """Stage table's `line`s (JSON text, ordered by line_no) as payloads/<kind>/part-NNNNN.ndjson.
+
+    Committed with the stage, which replaces every part file of the kind an earlier run left.
+    """
     lines = db.scalar(context.con, f"SELECT count(*) FROM {table}")
     written = []
     for part in range(-(-lines // lines_per_file)):
         relative = f"payloads/{kind}/part-{part:05d}.ndjson"
         # Lines are finished JSON: written as they are (no quoting; JSON text never holds a
         # raw newline or U+001F).
-        rows = db.copy_atomic(
+        rows = db.scalar(
             context.con,
-            f"SELECT line FROM {table} WHERE line_no > ? AND line_no <= ? ORDER BY line_no",
-            context.out_dir / relative,
-            "FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER chr(31)",
+            f"COPY (SELECT line FROM {table} WHERE line_no > ? AND line_no <= ? ORDER BY line_no) "
+            f"TO {db.literal(context.staged_path(relative))} "
+            "(FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER chr(31))",
             [part * lines_per_file, (part + 1) * lines_per_file],
         )
-        context.record_output(relative, rows)
+        context.stage_output(relative, rows)
         written.append(relative)
     return written

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from pipeline import db, payloads
+from pipeline import db, failpoints, payloads
 from pipeline.context import RunContext
 from pipeline.errors import RuleError
 from pipeline.issuance import build_profile_context
@@ -105,7 +105,8 @@ def run(context: RunContext, options: Options) -> ReconcileResult:
     result.actions = {a: sum(n for (_, act), n in counted.items() if act == a) for a in ACTIONS}
     result.matches = dict(db.rows(con, "SELECT match, count(*) FROM recon_matches GROUP BY ALL ORDER BY ALL"))
     result.seconds = round(time.perf_counter() - started, 3)
-    context.stages["reconcile"] = {
+    failpoints.reach("reconcile_staged")
+    record = {
         "seconds": result.seconds,
         "window_minutes": options.window_minutes,
         "grace_hours": options.grace_hours,
@@ -115,6 +116,7 @@ def run(context: RunContext, options: Options) -> ReconcileResult:
         "matches": result.matches,
         "payload_files": len(result.payload_files),
     }
+    context.commit("reconcile", record, replaces=("reconciliation/", *(f"payloads/{k}/" for k in PAYLOAD_KINDS)))
     return result
 
 

@@ -10,18 +10,16 @@ headlines as text for chat or email.
 from __future__ import annotations
 
 import html
-import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pipeline import db, warehouse
+from pipeline import db, failpoints, warehouse
 from pipeline.context import RunContext
 from pipeline.errors import ConfigError
-from pipeline.files import sha256_of, write_json_atomic, write_text_atomic
-from pipeline.log import Advance
+from pipeline.runfolder import MANIFEST
 
 HTML_FILE = "report.html"
 MARKDOWN_FILE = "report.md"
@@ -51,57 +49,44 @@ class Figures:
 
 
 def run(context: RunContext) -> list[str]:
-    """The report stage of a run: warehouse, report.html and report.md, listed in the manifest."""
+    """The report stage of a run: warehouse, report.html and report.md, listed in the manifest.
+
+    Two commits: the warehouse, then the reports read from it (each is complete alone).
+    """
     started = time.perf_counter()
     with context.progress.stage("report", 2) as step:
         step("warehouse")
-        outputs = publish(context.out_dir, context.manifest(), step)
-    for relative in outputs:
-        context.record_output(relative, None)
-    context.stages["report"] = {"seconds": round(time.perf_counter() - started, 3), "outputs": outputs}
-    return outputs
+        listed = [path for path in context.outputs if path not in FILES]
+        warehouse.build(context.out_dir, listed, target=context.staged_path(warehouse.FILE))
+        context.stage_output(warehouse.FILE, None)
+        context.commit("report", _record(started, [warehouse.FILE]), replaces=(warehouse.FILE,))
+        step("report.html and report.md")
+        figures = gather(context.out_dir, context.manifest())
+        for name, render in ((HTML_FILE, render_html), (MARKDOWN_FILE, render_markdown)):
+            context.staged_path(name).write_text(render(figures), encoding="utf-8")
+            context.stage_output(name, None)
+        failpoints.reach("report_staged")
+        context.commit("report", _record(started, list(FILES)), replaces=(HTML_FILE, MARKDOWN_FILE))
+    return list(FILES)
+
+
+def _record(started: float, outputs: list[str]) -> dict:
+    return {"seconds": round(time.perf_counter() - started, 3), "outputs": outputs}
 
 
 def rebuild(run_dir: Path) -> list[str]:
-    """`omneo-bulk report`: rebuild the warehouse and reports of a finished run from its manifest."""
-    path = run_dir / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        manifest["outputs"], manifest["stages"]
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no manifest here; is {run_dir} a run folder?") from None
-    except (ValueError, KeyError, TypeError):
-        raise ConfigError(f"{path}: not an omneo-bulk manifest") from None
-    started = time.perf_counter()
-    outputs = publish(run_dir, manifest)
-    listed = {o["path"]: o for o in manifest["outputs"] if o["path"] not in outputs}
-    for relative in outputs:
-        listed[relative] = {"path": relative, "sha256": sha256_of(run_dir / relative), "rows": None}
-    manifest["outputs"] = [listed[p] for p in sorted(listed)]
-    record = {"stage": "report", "seconds": round(time.perf_counter() - started, 3), "outputs": outputs}
-    manifest["stages"] = [s for s in manifest["stages"] if s.get("stage") != "report"] + [record]
-    write_json_atomic(path, manifest)
-    return outputs
+    """`omneo-bulk report`: rebuild the warehouse and reports of a run from its manifest.
 
-
-def discard(run_dir: Path) -> None:
-    """Remove the warehouse and reports of an earlier run in this folder.
-
-    A command writing into the folder replaces some outputs; a warehouse or report left
-    from before would mix last night's figures with tonight's files.
+    The run itself is left as it was: its id, clock and status.
     """
-    for name in FILES:
-        (run_dir / name).unlink(missing_ok=True)
-
-
-def publish(run_dir: Path, manifest: dict, step: Advance = lambda label: None) -> list[str]:
-    """Build warehouse.duckdb over the manifest's outputs, then write both reports from it."""
-    warehouse.build(run_dir, [o["path"] for o in manifest["outputs"] if o["path"] not in FILES])
-    step("report.html and report.md")
-    figures = gather(run_dir, manifest)
-    write_text_atomic(run_dir / HTML_FILE, render_html(figures))
-    write_text_atomic(run_dir / MARKDOWN_FILE, render_markdown(figures))
-    return list(FILES)
+    if not (run_dir / MANIFEST).is_file():
+        raise ConfigError(f"{run_dir / MANIFEST}: no manifest here; is {run_dir} a run folder?")
+    context = RunContext(out_dir=run_dir, keeps_run=True)
+    try:
+        context.open()
+        return run(context)
+    finally:
+        context.close()
 
 
 def gather(run_dir: Path, manifest: dict) -> Figures:

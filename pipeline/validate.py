@@ -6,7 +6,6 @@ whole dataset (unique keys, references to other datasets) are SELECTs of the bad
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pandera.polars as pa
 import polars as pl
 
-from pipeline import db
+from pipeline import db, failpoints
 from pipeline.coerce import typed_select
 from pipeline.context import PARQUET, RunContext
 from pipeline.errors import RejectRatioExceeded
@@ -107,17 +106,22 @@ def check(context: RunContext, required: dict[str, tuple[str, ...]] | None = Non
     return result
 
 
-def write(context: RunContext, result: ValidateResult) -> ValidateResult:
-    """Write validated/ and rejects/, record the stage; raise RejectRatioExceeded after."""
+def write(context: RunContext, result: ValidateResult, stale: tuple[str, ...] = ()) -> ValidateResult:
+    """Commit validated/ and rejects/ with the stage's record; raise RejectRatioExceeded after.
+
+    `stale` names outputs of an earlier run that tonight's inputs make wrong (its report
+    and warehouse): they are removed in the same commit.
+    """
     started = time.perf_counter()
-    try:
-        _write_outputs(context, result)
-    finally:
-        # Even when a write fails part-way, the manifest then lists exactly the files that
-        # were finished, not the hashes of an earlier run's.
-        result.seconds = round(result.seconds + time.perf_counter() - started, 3)
-        _record(context, result)
-    if result.reject_ratio > context.max_reject_ratio:
+    _stage_outputs(context, result)
+    result.seconds = round(result.seconds + time.perf_counter() - started, 3)
+    failed = result.reject_ratio > context.max_reject_ratio
+    failpoints.reach("validated_staged")
+    context.commit("validate", _record(context, result), replaces=("validated/", "rejects/", *stale),
+                   status="failed" if failed else None)
+    for name in DATASETS:
+        _read_from(context, name, context.out_dir / _validated(name))
+    if failed:
         raise RejectRatioExceeded(
             f"{result.rejected} of {result.rows_read} rows rejected "
             f"({result.reject_ratio:.1%}, above --max-reject-ratio {context.max_reject_ratio:.1%}); "
@@ -366,20 +370,19 @@ def _reference_rejects(context: RunContext, dataset: Dataset, typed: str, reject
         )
 
 
-def _staged_path(context: RunContext, name: str) -> Path:
-    return context.out_dir / ".tmp" / "validated" / f"{name}.parquet"
+def _validated(name: str) -> str:
+    return f"validated/{name}.parquet"
 
 
 def _stage(context: RunContext, name: str) -> int:
-    """Write the accepted rows to a staged Parquet file and read them from there on.
+    """Write the accepted rows to their staged Parquet file and read them from there on.
 
-    The file is renamed into validated/ only when the run may write (after the campaign
+    The file is committed into validated/ only when the run may write (after the campaign
     checks), so a stopped run leaves nothing behind; meanwhile the table's memory is free for
     the next dataset (at 10M profiles, gigabytes), and later stages read only the columns
     they use.
     """
-    staged = _staged_path(context, name)
-    staged.parent.mkdir(parents=True, exist_ok=True)
+    staged = context.staged_path(_validated(name))
     rows = db.scalar(context.con, f"COPY {name} TO {db.literal(staged)} ({PARQUET})")
     context.con.execute(f"DROP TABLE {name}")
     _read_from(context, name, staged)
@@ -387,19 +390,14 @@ def _stage(context: RunContext, name: str) -> int:
 
 
 def _read_from(context: RunContext, name: str, path: Path) -> None:
-    context.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({db.literal(path.resolve())})")
+    context.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({db.path_literal(path.resolve())})")
 
 
-def _write_outputs(context: RunContext, result: ValidateResult) -> None:
+def _stage_outputs(context: RunContext, result: ValidateResult) -> None:
     with context.progress.stage("write validated", len(DATASETS)) as step:
         for name in DATASETS:
             step(name)
-            relative = f"validated/{name}.parquet"
-            final = context.out_dir / relative
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(_staged_path(context, name), final)
-            _read_from(context, name, final)
-            context.record_output(relative, result.staged[name])
+            context.stage_output(_validated(name), result.staged[name])
             context.copy_parquet(
                 f"SELECT {REJECT_COLUMNS} FROM rejects_{name} ORDER BY source_file, source_row, \"column\", \"check\"",
                 f"rejects/{name}.parquet",
@@ -410,7 +408,8 @@ def _write_outputs(context: RunContext, result: ValidateResult) -> None:
     )
 
 
-def _record(context: RunContext, result: ValidateResult) -> None:
+def _record(context: RunContext, result: ValidateResult) -> dict:
+    """Set the manifest's inputs; return the stage's record."""
     context.inputs = [
         {
             "dataset": c.dataset,
@@ -422,7 +421,7 @@ def _record(context: RunContext, result: ValidateResult) -> None:
         }
         for c in result.files
     ]
-    context.stages["validate"] = {
+    return {
         "seconds": result.seconds,
         "rows_read": result.rows_read,
         "rejected": result.rejected,

@@ -40,9 +40,12 @@ PAYLOAD_COLUMNS = "{method: 'VARCHAR', path: 'VARCHAR', idempotency_key: 'VARCHA
 AREAS = ("inputs", "issuance", "reconciliation", "payloads")
 
 
-def build(run_dir: Path, outputs: list[str]) -> Path:
-    """Write run_dir/warehouse.duckdb with views over `outputs` (paths relative to run_dir)."""
-    final = run_dir / FILE
+def build(run_dir: Path, outputs: list[str], target: Path | None = None) -> Path:
+    """Write warehouse.duckdb (at `target`, default in run_dir) with views over `outputs`.
+
+    `outputs` are paths relative to run_dir; a run stages the file and commits it.
+    """
+    final = target or run_dir / FILE
     listed = set(outputs)
     with atomic_path(final) as temporary:
         con = duckdb.connect(str(temporary))
@@ -60,8 +63,8 @@ def build(run_dir: Path, outputs: list[str]) -> Path:
 def _create_views(con: duckdb.DuckDBPyConnection, run_dir: Path, listed: set[str]) -> None:
     def at(relative: str | list[str]) -> str:
         if isinstance(relative, list):
-            return db.literal([str(run_dir / r) for r in relative])
-        return db.literal(str(run_dir / relative))
+            return db.path_literal([str(run_dir / r) for r in relative])
+        return db.path_literal(str(run_dir / relative))
 
     views: dict[str, str] = {}
     for name in DATASETS:

@@ -880,8 +880,10 @@ def test_a_later_command_removes_the_earlier_runs_report_and_warehouse(copied_ru
         assert not (copied_run / name).exists(), f"stale {name} left beside new outputs"
 
 
-def test_a_write_that_fails_part_way_still_leaves_a_true_manifest(copied_run, run_dir):
-    # An earlier run's manifest is in the folder; tonight's rejects/ cannot be written.
+def test_a_commit_that_cannot_be_made_leaves_the_last_one_whole(copied_run):
+    # An earlier run is in the folder; tonight's rejects/ cannot be made (a file is in the way).
+    before = (copied_run / "manifest.json").read_bytes()
+    listed = {o["path"]: o["sha256"] for o in read_manifest(copied_run)["outputs"]}
     shutil.rmtree(copied_run / "rejects")
     (copied_run / "rejects").write_text("not a folder", encoding="utf-8")
 
@@ -891,9 +893,9 @@ def test_a_write_that_fails_part_way_still_leaves_a_true_manifest(copied_run, ru
     line = stderr_lines(result)[0]
     assert line.startswith("error: ") and str(copied_run / "rejects") in line
     assert "Traceback" not in result.output
-    manifest = read_manifest(copied_run)
-    assert manifest["run_id"] != read_manifest(run_dir)["run_id"]
-    listed = {o["path"]: o["sha256"] for o in manifest["outputs"]}
-    assert listed and all(path.startswith("validated/") for path in listed)  # finished before rejects/ failed
+    # All or nothing: not one of tonight's files moved in, and the manifest is the last commit's.
+    assert (copied_run / "manifest.json").read_bytes() == before
     for path, digest in listed.items():
-        assert sha256_file(copied_run / path) == digest, path
+        if not path.startswith("rejects/"):  # the ones this test removed
+            assert sha256_file(copied_run / path) == digest, path
+    assert sorted(p.name for p in copied_run.iterdir() if p.name.startswith(".")) == []
