@@ -1,7 +1,7 @@
 """Read a campaigns TOML file and check every campaign before any output is written.
 
 A campaign names a definition, an optional audience rule, an issue time and zone, a cycle,
-a priority and a cap (SPEC §4). Any fault stops the run with a message naming the campaign.
+a priority and a cap (contract §4). Any fault stops the run with a message naming the campaign.
 """
 
 from __future__ import annotations

@@ -100,7 +100,7 @@ def generate(
     memory_limit: str | None = None,
     threads: int | None = None,
 ) -> GenerateResult:
-    """Write every dataset of SPEC §2, campaigns.toml and truth/ into out_dir."""
+    """Write every dataset of contract §2, campaigns.toml and truth/ into out_dir."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
     _check(out_dir, profiles, file_format)
@@ -342,7 +342,8 @@ def campaigns_toml(as_of: datetime, scale: Scale) -> str:
     )
 
 
-CAMPAIGNS = """# Tonight's campaigns over the generated definitions (SPEC §4 lists every key).
+CAMPAIGNS = """# Tonight's campaigns over the generated definitions.
+# Every key is described in omneo-bulk's docs/contract.md, section 4.
 
 [[campaigns]]
 id = "birthday-{year}-{month:02d}"

@@ -1,7 +1,7 @@
-"""What every warehouse table and column means, in the words of SPEC §2–§7.
+"""What every warehouse table and column means, in the words of contract §2–§7.
 
 `warehouse.build` turns these into `COMMENT ON` statements, so an analyst sees them in
-`duckdb_columns()` or in any SQL client. A column of an input export that the SPEC does
+`duckdb_columns()` or in any SQL client. A column of an input export that the contract does
 not name (kept as it came) has no comment.
 """
 
@@ -129,7 +129,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "definition_id": "Definition the campaign issues.",
         "definition_handle": "Its handle.",
         "decision": "issue or skip.",
-        "reason": "For a skip, the first reason that applies (SPEC §4).",
+        "reason": "For a skip, the first reason that applies (docs/contract.md §4).",
         "issued_at_local": "Issue time, local wall time in `timezone`.",
         "issued_at_utc": "Issue time (UTC).",
         "timezone": "IANA time zone the benefit is issued in.",
@@ -172,7 +172,7 @@ COLUMNS: dict[str, dict[str, str]] = {
     },
     "exceptions": {
         "exception_id": "Stable id of the finding (from business ids, never file rows).",
-        "category": "Finding category (SPEC §5).",
+        "category": "Finding category (docs/contract.md §5).",
         "severity": "error or warning.",
         "action": "redemption, claim_redeem, return or manual_review.",
         "profile_id": "Profile concerned.",

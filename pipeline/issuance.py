@@ -91,7 +91,7 @@ def prepare(context: RunContext, options: Options) -> Prepared:
 def build_profile_context(
     context: RunContext, rules: list, priorities: list[str] = (), only_profiles: str | None = None
 ) -> tuple[Variables, dict[str, str]]:
-    """Create table `profile_context` (SPEC §3); return the rule variables that read it."""
+    """Create table `profile_context` (contract §3); return the rule variables that read it."""
     variables, columns, create = describe_profile_context(context, rules, priorities, only_profiles)
     context.con.execute(create, _context_params(context))
     return variables, columns

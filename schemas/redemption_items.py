@@ -19,7 +19,7 @@ class RedemptionItems(pa.DataFrameModel):
     redemption_id: pl.Int64 = pa.Field(nullable=False)
     type: pl.Utf8 = pa.Field(nullable=False, isin=["benefit", "reward", "point"])
     item_id: pl.Int64 = pa.Field(nullable=False)
-    count: pl.Int64 = optional(ge=0, metadata={"default": 1})  # SPEC §2: count defaults to 1
+    count: pl.Int64 = optional(ge=0, metadata={"default": 1})  # contract §2: count defaults to 1
 
     class Config:
         strict = False

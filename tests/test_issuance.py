@@ -1,4 +1,4 @@
-"""Bulk issuance: skip reasons in SPEC order, expiry across Melbourne's DST changes,
+"""Bulk issuance: skip reasons in the contract's order, expiry across Melbourne's DST changes,
 idempotent payloads and state, batching. Each test builds a tiny export in tmp_path."""
 
 from __future__ import annotations

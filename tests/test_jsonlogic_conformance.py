@@ -1,10 +1,12 @@
 """The official JsonLogic test suite, every case run through evaluate(): compiled SQL in DuckDB.
 
-The suite file is shared with other projects and used in place; a missing file fails the run.
+The suite is kept unchanged in tests/data/jsonlogic/ (source, license and checksum in its
+README.md); a missing or edited file fails the run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -14,8 +16,10 @@ import pytest
 
 from pipeline.jsonlogic import evaluate
 
-SUITE = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "jsonlogic-tests.json"
+SUITE = Path(__file__).resolve().parent / "data" / "jsonlogic" / "tests.json"
 EXPECTED_CASES = 277
+# jsonlogic.com/tests.json as of json-logic commit 96d2e4b (tests/data/jsonlogic/README.md).
+SUITE_SHA256 = "3f2ef4252eb0285e5e0105b2c2fc14155d6e691519ecf46a4591c6f480587c31"
 
 # Cases the compiler is known to get wrong, by index, with the reason. Empty: all cases pass.
 KNOWN_FAILURES: dict[int, str] = {}
@@ -57,6 +61,11 @@ def json_equal(got: Any, expected: Any) -> bool:
 def test_suite_file_is_present_with_every_case():
     assert SUITE.exists(), f"official JsonLogic suite not found at {SUITE}"
     assert len(CASES) == EXPECTED_CASES
+
+
+def test_suite_file_is_the_upstream_copy_unchanged():
+    # A case "fixed" locally would hide a real deviation; the README says how to update.
+    assert hashlib.sha256(SUITE.read_bytes()).hexdigest() == SUITE_SHA256
 
 
 def test_equality_helper_tells_booleans_from_numbers():

@@ -39,7 +39,7 @@ CATEGORIES = ("missing_in_omneo", "missing_in_pos", "voided_in_pos", "duplicate_
               "over_redeemed", "global_over_redeemed", "return_exceeds_redeemed", "remaining_mismatch")
 ACTIONS = ("redemption", "claim_redeem", "return", "manual_review")
 
-# The columns SPEC §2 names per input dataset (provenance columns aside): each must carry a comment.
+# The columns contract §2 names per input dataset (provenance columns aside): each must carry a comment.
 SPEC_COLUMNS = {
     "profiles": ["id", "email", "first_name", "last_name", "gender", "birth_day", "birth_month", "birth_year",
                  "joined_at", "profile_type", "tier_handle", "tags", "statuses", "timezone", "attributes"],
@@ -238,7 +238,7 @@ def test_plan_agrees_with_the_issue_stage(plan, manifest):
 
     assert plan.filter(pl.col("decision") == "issue").height == record["issued"]
     assert set(plan["decision"]) <= {"issue", "skip"}
-    # A skip has a reason from SPEC §4; an issue has none.
+    # A skip has a reason from contract §4; an issue has none.
     assert plan.filter((pl.col("decision") == "issue") & pl.col("reason").is_not_null()).height == 0
     skips = plan.filter(pl.col("decision") == "skip")
     assert skips["reason"].null_count() == 0

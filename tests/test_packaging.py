@@ -1,4 +1,4 @@
-"""SPEC §7: `pip install .` into a clean virtual environment gives a working `omneo-bulk`,
+"""contract §7: `pip install .` into a clean virtual environment gives a working `omneo-bulk`,
 and `pipeline` (with its SQL files) and `schemas` import. Built and installed for real."""
 
 from __future__ import annotations

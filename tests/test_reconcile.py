@@ -1,4 +1,4 @@
-"""Redemption reconciliation (`omneo-bulk reconcile`, docs/reconciliation.md, SPEC §5–6).
+"""Redemption reconciliation (`omneo-bulk reconcile`, docs/reconciliation.md, contract §5–6).
 
 Every test builds a tiny export in tmp_path, runs the command as a user would, and reads the
 outputs back: exceptions, ledger, matches, payload lines and the manifest. Expected values

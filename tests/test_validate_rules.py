@@ -912,7 +912,7 @@ def test_reject_ratio_is_over_all_datasets(input_dir, run_dir):
 
 
 def test_redemption_item_count_defaults_to_one(input_dir, run_dir):
-    # SPEC §2: redemption_items.count defaults to 1, whether the column is absent or empty.
+    # contract §2: redemption_items.count defaults to 1, whether the column is absent or empty.
     write_csv(input_dir, "redemptions.csv", [["id", "profile_id", "created_at"], [1, "p1", "2026-11-01 10:00:00"]])
     write_csv(input_dir, "redemption_items.csv",
               [["id", "redemption_id", "type", "item_id", "count"], [10, 1, "benefit", 5, ""], [11, 1, "benefit", 6, 3]])

@@ -1,5 +1,5 @@
 -- One row per reconciliation finding: each category is a SELECT of the rows that show it
--- (SPEC §5, docs/reconciliation.md). Columns starting with `_` feed the corrective
+-- (contract §5, docs/reconciliation.md). Columns starting with `_` feed the corrective
 -- payloads and are not written to exceptions.parquet.
 -- $as_of, $grace_seconds, $window_seconds.
 WITH usage_facts AS (

@@ -5,7 +5,7 @@
 --
 -- Background redemptions are clean by construction: uses stay within the benefit's limit,
 -- fall inside issued_at … expires_at, are at least 36 minutes apart, and each has a POS sale
--- 5 to 120 s later naming the benefit in one of the SPEC's forms, except a benefit's single
+-- 5 to 120 s later naming the benefit in one of the contract's forms, except a benefit's single
 -- use in the last 20 hours, whose sale the POS export does not show yet (inside the 24 h
 -- grace). Returns are whole (a refunded sale is fully returned), and reversals undo one use
 -- of a sale that stood.

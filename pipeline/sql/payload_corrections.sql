@@ -1,4 +1,4 @@
--- One row per corrective API call (SPEC §6), from the findings whose action is a call:
+-- One row per corrective API call (contract §6), from the findings whose action is a call:
 -- `kind` is the payload folder, `path` the endpoint, `body` the JSON body. Times in bodies
 -- are local wall times in the benefit's zone, else the profile's, else $default_timezone.
 WITH usage_zone AS (

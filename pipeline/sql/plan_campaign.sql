@@ -1,5 +1,5 @@
 -- One row per profile considered by one campaign (it passed the audience and the
--- definition's claim condition): the decision and the first reason that applies (SPEC §4).
+-- definition's claim condition): the decision and the first reason that applies (contract §4).
 -- Reads `candidates` (the profiles passing this campaign's rules), `profile_context`,
 -- `benefit_definitions`, `holdings` and the rows `plan` already has from earlier campaigns.
 WITH d AS (

@@ -1,4 +1,4 @@
--- One row per accepted profile: every variable a JsonLogic rule can read about it (SPEC §3).
+-- One row per accepted profile: every variable a JsonLogic rule can read about it (contract §3).
 -- Dotted names ("tier.handle", "aggregations.spend_12m") are column names, quoted, so the
 -- rule compiler maps a `var` path straight onto a column.
 -- $as_of: the run's instant (UTC); $default_timezone: for profiles that name none.

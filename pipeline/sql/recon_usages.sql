@@ -1,5 +1,5 @@
 -- One row per POS benefit usage (a transaction row naming a redemption, a benefit or a
--- code), resolved to a benefit instance by the first rule that applies (SPEC §5):
+-- code), resolved to a benefit instance by the first rule that applies (contract §5):
 -- its redemption's benefit item, its benefit_id, an instance's code, or a definition's
 -- code → the profile's instance of that definition valid at the time, earliest-expiring.
 WITH usage AS (
