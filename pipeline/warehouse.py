@@ -15,6 +15,7 @@ import base64
 import csv
 import json
 import math
+import os
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -123,16 +124,64 @@ def _comment(con: duckdb.DuckDBPyConnection, views: list[str]) -> None:
 
 
 def connect(run_dir: Path) -> duckdb.DuckDBPyConnection:
-    """The run's warehouse, read-only."""
+    """The run's warehouse, read-only, able to read files in the run folder and nothing else.
+
+    DuckDB's own access controls do it: external access off except for the run folder
+    (`allowed_directories`), no extension installed or loaded, and the configuration locked
+    so no statement can lift any of it. See docs/outputs.md, "What a query can do".
+    """
     path = run_dir / FILE
     if not path.is_file():
         raise QueryError(f"{path}: no warehouse here (run `omneo-bulk run` or `omneo-bulk report --out {run_dir}` first)")
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        con = duckdb.connect(str(path), read_only=True, config=CLOSED_AT_START)
     except duckdb.Error as error:
         raise QueryError(f"{path}: cannot open the warehouse ({_first_line(error)})") from None
-    con.execute("SET TimeZone = 'UTC'")
+    try:
+        _confine(con, run_dir)
+    except duckdb.Error as error:
+        con.close()
+        raise QueryError(f"{path}: cannot open the warehouse ({_first_line(error)})") from None
+    except BaseException:
+        con.close()
+        raise
     return con
+
+
+# Set as the database opens, before any SQL; the lock in _confine keeps them.
+CLOSED_AT_START = {
+    "autoinstall_known_extensions": False,  # read_json('https://…') would fetch httpfs from the internet
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "allow_unsigned_extensions": False,
+    "python_enable_replacements": False,  # a name in the SQL never reads a Python variable
+}
+
+
+def _confine(con: duckdb.DuckDBPyConnection, run_dir: Path) -> None:
+    """Allow the run folder, turn external access off, then lock: in that order, as DuckDB requires.
+
+    DuckDB refuses `allowed_directories` once external access is off, and every SET once the
+    configuration is locked; it also refuses `allowed_directories` before the database has
+    started, so these three cannot go in CLOSED_AT_START.
+    """
+    folder = os.path.join(str(run_dir.resolve()), "")  # the trailing / keeps run-other/ out
+    if db.scalar(con, "SELECT current_setting('lock_configuration')"):
+        # DuckDB's Python client shares one database per file among its connections, settings
+        # and lock included: an earlier connect() in this process locked it. Use it only if
+        # it is this very sandbox.
+        allowed = db.scalar(con, "SELECT current_setting('allowed_directories')")
+        external = db.scalar(con, "SELECT current_setting('enable_external_access')")
+        if external or not allowed or not all(str(entry).startswith(folder) for entry in allowed):
+            raise QueryError(f"{run_dir / FILE}: already open in this process with other settings")
+        return
+    con.execute("SET TimeZone = 'UTC'")
+    # DuckDB's bar would print into --format csv/json output (see db.connect); after the lock
+    # a query could no longer turn it off itself.
+    con.execute("SET enable_progress_bar = false")
+    con.execute("SET allowed_directories = ?", [[folder]])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
 
 TABLE_ROWS = 1000  # a terminal table stops here; csv and json stream every row
@@ -142,8 +191,9 @@ BATCH = 10_000
 def write_result(con: duckdb.DuckDBPyConnection, sql: str, output_format: str, stream: TextIO) -> int:
     """Run one query and write its rows to `stream` as a table, CSV or a JSON array; return rows.
 
-    Any DuckDB error (syntax, unknown view, a write on the read-only warehouse, a bad value met
-    while streaming) becomes one QueryError line; the statement itself is not echoed.
+    Any DuckDB error (syntax, unknown view, a write on the read-only warehouse, a file outside the
+    run folder, a bad value met while streaming) becomes one QueryError line; the statement
+    itself is not echoed.
     """
     try:
         result = con.execute(sql)
@@ -156,8 +206,16 @@ def write_result(con: duckdb.DuckDBPyConnection, sql: str, output_format: str, s
         json_columns = [str(d[1]).upper() == "JSON" for d in result.description]
         writer = _write_csv if output_format == "csv" else _write_json
         return writer(result, columns, json_columns, stream)
+    except duckdb.PermissionException as error:  # a path outside the run folder
+        failure = QueryError(f"query failed: refused, a file outside the run folder: {_first_line(error)}")
+        failure.hint = ("query reads only files inside its run folder; a run folder moved or copied since "
+                        "its run reads its old place: rebuild its views with omneo-bulk report --out RUN")
+        raise failure from None
     except duckdb.Error as error:
-        failure = QueryError(f"query failed: {_first_line(error)}")
+        message = _first_line(error)
+        if "the configuration has been locked" in message:  # a SELECT of a function that changes a setting
+            raise QueryError(f"query failed: refused, a setting: {message}") from None
+        failure = QueryError(f"query failed: {message}")
         if "No files found" in str(error):
             failure.hint = "the run folder was moved or changed: rebuild its views with omneo-bulk report --out RUN"
         raise failure from None
