@@ -189,16 +189,15 @@ BATCH = 10_000
 
 
 def write_result(con: duckdb.DuckDBPyConnection, sql: str, output_format: str, stream: TextIO) -> int:
-    """Run one query and write its rows to `stream` as a table, CSV or a JSON array; return rows.
+    """Run one read-only SELECT and write its rows to `stream` as a table, CSV or a JSON array; return rows.
 
-    Any DuckDB error (syntax, unknown view, a write on the read-only warehouse, a file outside the
-    run folder, a bad value met while streaming) becomes one QueryError line; the statement
-    itself is not echoed.
+    Anything else is refused before it runs (see `_one_select`). Any DuckDB error (syntax, unknown
+    view, a file outside the run folder, a bad value met while streaming) becomes one QueryError
+    line; the statement itself is not echoed.
     """
+    statement = _one_select(con, sql)
     try:
-        result = con.execute(sql)
-        if result.description is None:  # a statement with no result, such as SET
-            return 0
+        result = con.execute(statement)
         columns = [d[0] for d in result.description]
         if output_format == "table":
             return _write_table(result, columns, stream)
@@ -219,6 +218,65 @@ def write_result(con: duckdb.DuckDBPyConnection, sql: str, output_format: str, s
         if "No files found" in str(error):
             failure.hint = "the run folder was moved or changed: rebuild its views with omneo-bulk report --out RUN"
         raise failure from None
+
+
+# Query nodes that only read. DuckDB 2.0 also parses COPY, INSERT, UPDATE, DELETE and MERGE as
+# the body of a WITH clause, and the statement is still a SELECT: `WITH x AS (COPY … TO …)
+# SELECT 1` writes the file. Any node not listed here, including one a later DuckDB adds, is refused.
+READ_NODES = frozenset({"SELECT_NODE", "SET_OPERATION_NODE", "CTE_NODE", "RECURSIVE_CTE_NODE"})
+
+
+def _one_select(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.Statement:
+    """The one read-only SELECT in `sql`, parsed by DuckDB; anything else is refused before it runs.
+
+    The file controls of `connect` let DuckDB write inside the run folder (allowed directories
+    are for reading and writing alike), so a write is stopped here: by the statement's type and by
+    the kind of every query node in DuckDB's parse tree of it (json_serialize_sql). What then
+    runs is that very parsed statement, not the text again.
+    """
+    try:
+        statements = con.extract_statements(sql)
+        kinds = [statement.type.name for statement in statements]
+    except duckdb.Error as error:
+        raise QueryError(f"query failed: {_first_line(error)}") from None
+    except ValueError:  # a statement type this duckdb module has no name for (2.0.1: UPDATE EXTENSIONS)
+        raise _refused("not a SELECT") from None
+    if not statements:
+        raise QueryError("query failed: no SQL statement given")
+    if len(statements) > 1:
+        raise _refused(f"{len(statements)} statements")
+    [statement] = statements
+    if kinds != ["SELECT"]:
+        raise _refused("several statements in one, as a PIVOT without IN (…) is" if kinds == ["MULTI"]
+                       else f"a {kinds[0]} statement")
+    tree = json.loads(db.scalar(con, "SELECT json_serialize_sql(?)", [statement.query]))
+    if tree.get("error"):
+        raise _refused(tree.get("error_message") or "DuckDB cannot read it as a SELECT")
+    if writes := sorted(_query_nodes(tree) - READ_NODES):
+        names = ", ".join(name.removesuffix("_NODE").removesuffix("_QUERY") for name in writes)
+        raise _refused(f"a {names} inside WITH")
+    return statement
+
+
+def _query_nodes(tree: object) -> set[str]:
+    """The type of every query node in a json_serialize_sql tree (only query nodes end in _NODE)."""
+    nodes: set[str] = set()
+    pending = [tree]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            if str(item.get("type", "")).endswith("_NODE"):
+                nodes.add(item["type"])
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return nodes
+
+
+def _refused(what: str) -> QueryError:
+    # One line, like every query error: what was refused, and what query does instead.
+    return QueryError(f"query failed: refused, {what}: query runs one SELECT (DESCRIBE, SHOW and SUMMARIZE "
+                      "are SELECTs) and writes nothing")
 
 
 def _batches(result: duckdb.DuckDBPyConnection) -> Iterator[list[tuple]]:

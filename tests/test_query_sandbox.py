@@ -92,6 +92,121 @@ def assert_nothing_written(run: Run, before: dict[str, str], *absent: Path) -> N
         assert not path.exists(), f"{path} was written"
 
 
+# Writing ---------------------------------------------------------------------------------
+
+
+def copy_to(target: str) -> str:
+    return f"COPY (SELECT 'forged' AS id) TO '{target}' (FORMAT parquet)"
+
+
+def test_copy_to_a_file_outside_the_run_is_refused(fresh):
+    before = files_under(fresh.run)
+    target = fresh.outside / "x.csv"
+
+    result = query(fresh, f"COPY (SELECT 1) TO '{target}'")
+
+    assert_refused(result)
+    assert_nothing_written(fresh, before, target)
+
+
+# Two ways to write a file. DuckDB 2.0 allows COPY inside a WITH clause, and the statement is
+# still a SELECT.
+WRITE_FORMS = {
+    "COPY": lambda copy: copy,
+    "WITH (COPY ...) SELECT": lambda copy: f"WITH forged AS ({copy}) SELECT 1",
+}
+
+
+@pytest.mark.parametrize("form", list(WRITE_FORMS))
+def test_the_runs_validated_parquet_cannot_be_overwritten(fresh, form):
+    target = fresh.run / "validated" / "profiles.parquet"
+    before = files_under(fresh.run)
+    sql = WRITE_FORMS[form](copy_to(target))
+
+    result = query(fresh, sql)
+
+    assert_refused(result)
+    assert_nothing_written(fresh, before)
+
+
+@pytest.mark.parametrize("form", list(WRITE_FORMS))
+def test_the_issued_state_cannot_be_overwritten(fresh, form):
+    # An empty issued.parquet made the next run issue the whole night again.
+    target = fresh.state / "issued.parquet"
+    before = files_under(fresh.run)
+    sql = WRITE_FORMS[form](copy_to(target))
+
+    result = query(fresh, sql)
+
+    assert_refused(result)
+    assert_nothing_written(fresh, before)
+
+
+def test_a_second_statement_after_a_select_is_refused_and_neither_runs(fresh):
+    before = files_under(fresh.run)
+    target = fresh.run / "x.csv"
+
+    result = query(fresh, f"SELECT 1; COPY (SELECT 1) TO '{target}'")
+
+    assert_refused(result)
+    assert_nothing_written(fresh, before, target)
+
+
+@pytest.mark.parametrize("where", ["run", "outside"])
+def test_export_database_is_refused(fresh, where):
+    before = files_under(fresh.run)
+    target = (fresh.run if where == "run" else fresh.outside) / "export"
+
+    result = query(fresh, f"EXPORT DATABASE '{target}'")
+
+    assert_refused(result)
+    assert_nothing_written(fresh, before, target)
+
+
+@pytest.mark.parametrize("options", ["", " (READ_WRITE)"], ids=["attach", "attach read_write"])
+def test_attach_cannot_create_a_database(fresh, options):
+    before = files_under(fresh.run)
+    target = fresh.outside / "new.duckdb"
+
+    result = query(fresh, f"ATTACH '{target}' AS created{options}")
+
+    assert_refused(result)
+    assert_nothing_written(fresh, before, target)
+
+
+@pytest.mark.parametrize("sql", [
+    "CREATE TABLE forged AS SELECT 1",
+    "CREATE VIEW forged AS SELECT 1",
+    "CREATE TEMP TABLE forged AS SELECT 1",
+    "CREATE TEMP VIEW forged AS SELECT 1",
+    "CREATE TEMP MACRO forged() AS 1",
+    "DROP VIEW plan",
+    "CHECKPOINT",
+    "CALL pragma_version()",
+])
+def test_statements_other_than_a_select_are_refused(fresh, sql):
+    before = files_under(fresh.run)
+
+    result = query(fresh, sql)
+
+    assert_refused(result)
+    assert_nothing_written(fresh, before)
+
+
+@pytest.mark.parametrize("form", ["call", "select"])
+def test_duckdb_logging_cannot_be_turned_on_to_write_a_file(fresh, form):
+    # CALL is refused as a statement; the same table function in a SELECT is stopped by the lock.
+    before = files_under(fresh.run)
+    logs = fresh.outside / "logs"
+    function = f"enable_logging(storage = 'file', storage_path = '{logs}')"
+    sql = f"CALL {function}" if form == "call" else f"SELECT * FROM {function}"
+
+    result = query(fresh, sql)
+
+    assert_refused(result)
+    assert_nothing_written(fresh, before, logs)
+
+
 # Reading outside the run folder -----------------------------------------------------------
 
 
@@ -107,6 +222,7 @@ OUTSIDE_READS = {
     "sniff_csv": "SELECT * FROM sniff_csv('{secret}')",
     "absolute ..": "SELECT * FROM read_csv('{run}/../outside/secret.csv')",
     "sibling with the run's name as prefix": "SELECT * FROM read_csv('{run}-other/secret.csv')",
+    "attach and read": "ATTACH '{other}' AS other; SELECT * FROM other.t",
 }
 
 
@@ -204,6 +320,7 @@ def listener():
     "FORCE INSTALL httpfs",
     "INSTALL httpfs FROM 'http://127.0.0.1:{port}'",
     "LOAD httpfs",
+    "UPDATE EXTENSIONS",
     "SELECT * FROM read_json('http://127.0.0.1:{port}/x.json')",
     "SELECT * FROM read_parquet('https://127.0.0.1:{port}/x.parquet')",
     "CREATE SECRET (TYPE s3, KEY_ID 'key', SECRET 'secret')",
@@ -229,6 +346,7 @@ def test_no_extension_is_installed_or_loaded_and_nothing_goes_on_the_network(fre
     "SET lock_configuration = false",
     "SET autoinstall_known_extensions = true",
     "PRAGMA enable_profiling",
+    "SET allowed_directories = ['/']; SELECT * FROM read_text('/etc/passwd')",
 ])
 def test_no_setting_that_would_lift_the_limits_can_be_changed(sample, sql):
     result = query(sample, sql)
