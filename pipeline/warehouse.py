@@ -224,15 +224,20 @@ def write_result(con: duckdb.DuckDBPyConnection, sql: str, output_format: str, s
 # the body of a WITH clause, and the statement is still a SELECT: `WITH x AS (COPY … TO …)
 # SELECT 1` writes the file. Any node not listed here, including one a later DuckDB adds, is refused.
 READ_NODES = frozenset({"SELECT_NODE", "SET_OPERATION_NODE", "CTE_NODE", "RECURSIVE_CTE_NODE"})
+# Table functions that run SQL given as text, out of sight of the parse tree and of DuckDB's
+# planner: json_execute_serialized_sql() runs a serialized statement, a COPY in its WITH
+# included, as the query runs; query() parses its text only when bound, so it could hide the
+# first. tests/test_query_sandbox.py lists every function of this DuckDB that takes SQL text.
+RUNS_SQL_TEXT = frozenset({"query", "json_execute_serialized_sql"})
 
 
 def _one_select(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.Statement:
     """The one read-only SELECT in `sql`, parsed by DuckDB; anything else is refused before it runs.
 
     The file controls of `connect` let DuckDB write inside the run folder (allowed directories
-    are for reading and writing alike), so a write is stopped here: by the statement's type and by
-    the kind of every query node in DuckDB's parse tree of it (json_serialize_sql). What then
-    runs is that very parsed statement, not the text again.
+    are for reading and writing alike), so a write is stopped here: by the statement's type, by
+    the kind of every query node in DuckDB's parse tree of it (json_serialize_sql), and by the
+    functions it calls. What then runs is that very parsed statement, not the text again.
     """
     try:
         statements = con.extract_statements(sql)
@@ -252,25 +257,31 @@ def _one_select(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.Statement:
     tree = json.loads(db.scalar(con, "SELECT json_serialize_sql(?)", [statement.query]))
     if tree.get("error"):
         raise _refused(tree.get("error_message") or "DuckDB cannot read it as a SELECT")
-    if writes := sorted(_query_nodes(tree) - READ_NODES):
+    nodes, functions = _parts(tree)
+    if writes := sorted(nodes - READ_NODES):
         names = ", ".join(name.removesuffix("_NODE").removesuffix("_QUERY") for name in writes)
         raise _refused(f"a {names} inside WITH")
+    if hidden := sorted(functions & RUNS_SQL_TEXT):
+        raise _refused(f"{hidden[0]}() runs SQL given as text")
     return statement
 
 
-def _query_nodes(tree: object) -> set[str]:
-    """The type of every query node in a json_serialize_sql tree (only query nodes end in _NODE)."""
+def _parts(tree: object) -> tuple[set[str], set[str]]:
+    """The query node types (only those end in _NODE) and function names in a json_serialize_sql tree."""
     nodes: set[str] = set()
+    functions: set[str] = set()
     pending = [tree]
     while pending:
         item = pending.pop()
         if isinstance(item, dict):
             if str(item.get("type", "")).endswith("_NODE"):
                 nodes.add(item["type"])
+            if isinstance(item.get("function_name"), str):
+                functions.add(item["function_name"].lower())
             pending.extend(item.values())
         elif isinstance(item, list):
             pending.extend(item)
-    return nodes
+    return nodes, functions
 
 
 def _refused(what: str) -> QueryError:

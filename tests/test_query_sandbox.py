@@ -109,11 +109,21 @@ def test_copy_to_a_file_outside_the_run_is_refused(fresh):
     assert_nothing_written(fresh, before, target)
 
 
-# Two ways to write a file. DuckDB 2.0 allows COPY inside a WITH clause, and the statement is
-# still a SELECT.
+def quoted(sql: str) -> str:
+    return "'" + sql.replace("'", "''") + "'"
+
+
+# Four ways to write a file. DuckDB 2.0 allows COPY inside a WITH clause, and the statement is
+# still a SELECT; json_execute_serialized_sql runs such a statement given as text, and query()
+# hides that call in a string in turn.
 WRITE_FORMS = {
     "COPY": lambda copy: copy,
     "WITH (COPY ...) SELECT": lambda copy: f"WITH forged AS ({copy}) SELECT 1",
+    "json_execute_serialized_sql": lambda copy: "SELECT * FROM json_execute_serialized_sql(json_serialize_sql("
+                                                + quoted(f"WITH forged AS ({copy}) SELECT 1") + "))",
+    "query(json_execute_serialized_sql)": lambda copy: "SELECT * FROM query(" + quoted(
+        "SELECT * FROM json_execute_serialized_sql(json_serialize_sql("
+        + quoted(f"WITH forged AS ({copy}) SELECT 1") + "))") + ")",
 }
 
 
@@ -205,6 +215,21 @@ def test_duckdb_logging_cannot_be_turned_on_to_write_a_file(fresh, form):
 
     assert_refused(result)
     assert_nothing_written(fresh, before, logs)
+
+
+def test_every_function_that_takes_sql_text_is_known(sample):
+    # A function that runs SQL text escapes the parse-tree check unless warehouse.RUNS_SQL_TEXT
+    # lists it. A DuckDB upgrade that adds one fails here: read what it does before adding it.
+    result = query(sample, "SELECT DISTINCT function_name AS name FROM duckdb_functions() WHERE list_filter("
+                           "parameters, lambda p: regexp_matches(p, 'sql|query|statement', 'i')) <> [] ORDER BY 1")
+
+    assert_ok(result)
+    assert [row["name"] for row in json.loads(result.stdout)] == [
+        "json_execute_serialized_sql",  # runs it: refused
+        "json_serialize_plan",  # binds and plans it, runs nothing
+        "json_serialize_sql",  # parses it
+        "query",  # binds it: refused, as it can hide json_execute_serialized_sql
+    ]
 
 
 # Reading outside the run folder -----------------------------------------------------------
