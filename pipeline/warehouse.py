@@ -15,6 +15,7 @@ import base64
 import csv
 import json
 import math
+import os
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -126,16 +127,64 @@ def _comment(con: duckdb.DuckDBPyConnection, views: list[str]) -> None:
 
 
 def connect(run_dir: Path) -> duckdb.DuckDBPyConnection:
-    """The run's warehouse, read-only."""
+    """The run's warehouse, read-only, able to read files in the run folder and nothing else.
+
+    DuckDB's own access controls do it: external access off except for the run folder
+    (`allowed_directories`), no extension installed or loaded, and the configuration locked
+    so no statement can lift any of it. See docs/outputs.md, "What a query can do".
+    """
     path = run_dir / FILE
     if not path.is_file():
         raise QueryError(f"{path}: no warehouse here (run `omneo-bulk run` or `omneo-bulk report --out {run_dir}` first)")
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        con = duckdb.connect(str(path), read_only=True, config=CLOSED_AT_START)
     except duckdb.Error as error:
         raise QueryError(f"{path}: cannot open the warehouse ({_first_line(error)})") from None
-    con.execute("SET TimeZone = 'UTC'")
+    try:
+        _confine(con, run_dir)
+    except duckdb.Error as error:
+        con.close()
+        raise QueryError(f"{path}: cannot open the warehouse ({_first_line(error)})") from None
+    except BaseException:
+        con.close()
+        raise
     return con
+
+
+# Set as the database opens, before any SQL; the lock in _confine keeps them.
+CLOSED_AT_START = {
+    "autoinstall_known_extensions": False,  # read_json('https://…') would fetch httpfs from the internet
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "allow_unsigned_extensions": False,
+    "python_enable_replacements": False,  # a name in the SQL never reads a Python variable
+}
+
+
+def _confine(con: duckdb.DuckDBPyConnection, run_dir: Path) -> None:
+    """Allow the run folder, turn external access off, then lock: in that order, as DuckDB requires.
+
+    DuckDB refuses `allowed_directories` once external access is off, and every SET once the
+    configuration is locked; it also refuses `allowed_directories` before the database has
+    started, so these three cannot go in CLOSED_AT_START.
+    """
+    folder = os.path.join(str(run_dir.resolve()), "")  # the trailing / keeps run-other/ out
+    if db.scalar(con, "SELECT current_setting('lock_configuration')"):
+        # DuckDB's Python client shares one database per file among its connections, settings
+        # and lock included: an earlier connect() in this process locked it. Use it only if
+        # it is this very sandbox.
+        allowed = db.scalar(con, "SELECT current_setting('allowed_directories')")
+        external = db.scalar(con, "SELECT current_setting('enable_external_access')")
+        if external or not allowed or not all(str(entry).startswith(folder) for entry in allowed):
+            raise QueryError(f"{run_dir / FILE}: already open in this process with other settings")
+        return
+    con.execute("SET TimeZone = 'UTC'")
+    # DuckDB's bar would print into --format csv/json output (see db.connect); after the lock
+    # a query could no longer turn it off itself.
+    con.execute("SET enable_progress_bar = false")
+    con.execute("SET allowed_directories = ?", [[folder]])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
 
 TABLE_ROWS = 1000  # a terminal table stops here; csv and json stream every row
@@ -143,15 +192,15 @@ BATCH = 10_000
 
 
 def write_result(con: duckdb.DuckDBPyConnection, sql: str, output_format: str, stream: TextIO) -> int:
-    """Run one query and write its rows to `stream` as a table, CSV or a JSON array; return rows.
+    """Run one read-only SELECT and write its rows to `stream` as a table, CSV or a JSON array; return rows.
 
-    Any DuckDB error (syntax, unknown view, a write on the read-only warehouse, a bad value met
-    while streaming) becomes one QueryError line; the statement itself is not echoed.
+    Anything else is refused before it runs (see `_one_select`). Any DuckDB error (syntax, unknown
+    view, a file outside the run folder, a bad value met while streaming) becomes one QueryError
+    line; the statement itself is not echoed.
     """
+    statement = _one_select(con, sql)
     try:
-        result = con.execute(sql)
-        if result.description is None:  # a statement with no result, such as SET
-            return 0
+        result = con.execute(statement)
         columns = [d[0] for d in result.description]
         if output_format == "table":
             return _write_table(result, columns, stream)
@@ -159,11 +208,89 @@ def write_result(con: duckdb.DuckDBPyConnection, sql: str, output_format: str, s
         json_columns = [str(d[1]).upper() == "JSON" for d in result.description]
         writer = _write_csv if output_format == "csv" else _write_json
         return writer(result, columns, json_columns, stream)
+    except duckdb.PermissionException as error:  # a path outside the run folder
+        failure = QueryError(f"query failed: refused, a file outside the run folder: {_first_line(error)}")
+        failure.hint = ("query reads only files inside its run folder; a run folder moved or copied since "
+                        "its run reads its old place: rebuild its views with omneo-bulk report --out RUN")
+        raise failure from None
     except duckdb.Error as error:
-        failure = QueryError(f"query failed: {_first_line(error)}")
+        message = _first_line(error)
+        if "the configuration has been locked" in message:  # a SELECT of a function that changes a setting
+            raise QueryError(f"query failed: refused, a setting: {message}") from None
+        failure = QueryError(f"query failed: {message}")
         if "No files found" in str(error):
             failure.hint = "the run folder was moved or changed: rebuild its views with omneo-bulk report --out RUN"
         raise failure from None
+
+
+# Query nodes that only read. DuckDB 2.0 also parses COPY, INSERT, UPDATE, DELETE and MERGE as
+# the body of a WITH clause, and the statement is still a SELECT: `WITH x AS (COPY … TO …)
+# SELECT 1` writes the file. Any node not listed here, including one a later DuckDB adds, is refused.
+READ_NODES = frozenset({"SELECT_NODE", "SET_OPERATION_NODE", "CTE_NODE", "RECURSIVE_CTE_NODE"})
+# Table functions that run SQL given as text, out of sight of the parse tree and of DuckDB's
+# planner: json_execute_serialized_sql() runs a serialized statement, a COPY in its WITH
+# included, as the query runs; query() parses its text only when bound, so it could hide the
+# first. tests/test_query_sandbox.py lists every function of this DuckDB that takes SQL text.
+RUNS_SQL_TEXT = frozenset({"query", "json_execute_serialized_sql"})
+
+
+def _one_select(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.Statement:
+    """The one read-only SELECT in `sql`, parsed by DuckDB; anything else is refused before it runs.
+
+    The file controls of `connect` let DuckDB write inside the run folder (allowed directories
+    are for reading and writing alike), so a write is stopped here: by the statement's type, by
+    the kind of every query node in DuckDB's parse tree of it (json_serialize_sql), and by the
+    functions it calls. What then runs is that very parsed statement, not the text again.
+    """
+    try:
+        statements = con.extract_statements(sql)
+        kinds = [statement.type.name for statement in statements]
+    except duckdb.Error as error:
+        raise QueryError(f"query failed: {_first_line(error)}") from None
+    except ValueError:  # a statement type this duckdb module has no name for (2.0.1: UPDATE EXTENSIONS)
+        raise _refused("not a SELECT") from None
+    if not statements:
+        raise QueryError("query failed: no SQL statement given")
+    if len(statements) > 1:
+        raise _refused(f"{len(statements)} statements")
+    [statement] = statements
+    if kinds != ["SELECT"]:
+        raise _refused("several statements in one, as a PIVOT without IN (…) is" if kinds == ["MULTI"]
+                       else f"a {kinds[0]} statement")
+    tree = json.loads(db.scalar(con, "SELECT json_serialize_sql(?)", [statement.query]))
+    if tree.get("error"):
+        raise _refused(tree.get("error_message") or "DuckDB cannot read it as a SELECT")
+    nodes, functions = _parts(tree)
+    if writes := sorted(nodes - READ_NODES):
+        names = ", ".join(name.removesuffix("_NODE").removesuffix("_QUERY") for name in writes)
+        raise _refused(f"a {names} inside WITH")
+    if hidden := sorted(functions & RUNS_SQL_TEXT):
+        raise _refused(f"{hidden[0]}() runs SQL given as text")
+    return statement
+
+
+def _parts(tree: object) -> tuple[set[str], set[str]]:
+    """The query node types (only those end in _NODE) and function names in a json_serialize_sql tree."""
+    nodes: set[str] = set()
+    functions: set[str] = set()
+    pending = [tree]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            if str(item.get("type", "")).endswith("_NODE"):
+                nodes.add(item["type"])
+            if isinstance(item.get("function_name"), str):
+                functions.add(item["function_name"].lower())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return nodes, functions
+
+
+def _refused(what: str) -> QueryError:
+    # One line, like every query error: what was refused, and what query does instead.
+    return QueryError(f"query failed: refused, {what}: query runs one SELECT (DESCRIBE, SHOW and SUMMARIZE "
+                      "are SELECTs) and writes nothing")
 
 
 def _batches(result: duckdb.DuckDBPyConnection) -> Iterator[list[tuple]]:
