@@ -6,16 +6,18 @@ No data logic lives here. Exit status: 0 done, 1 data fault, 2 usage error.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 import sys
 import tomllib
+import urllib.parse
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
-from pipeline import __version__, campaigns, issuance, reconcile, report, state, validate, warehouse
+from pipeline import __version__, campaigns, history, issuance, reconcile, report, state, validate, warehouse
 from pipeline.context import RunContext, fingerprint, parse_as_of
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.files import sha256_of
@@ -290,6 +292,9 @@ def _echo_issuance(log: Log, result: issuance.IssueResult) -> None:
         )
     log.event("issued", f"{result.issued} benefits in {len(result.payload_files)} payload file(s)",
               benefits=result.issued, payload_files=len(result.payload_files))
+    if result.pruned:
+        log.event("state_pruned", f"{result.pruned} benefits left the state: Omneo's export shows them now",
+                  benefits=result.pruned)
 
 
 @main.command("issue")
@@ -307,6 +312,7 @@ def issue_command(log: Log, **options) -> None:
     required = {"issue": ("profiles", "benefit_definitions")}
     with _issuing(options, log, required) as (context, stage, _, prepared):
         result = issuance.run(context, stage, prepared)
+        history.record(stage.state_dir, context.run_id, context.as_of, context.out_dir, context.stages)
         context.finish()
     _echo_issuance(log, result)
 
@@ -415,6 +421,8 @@ def run_command(log: Log, **options) -> None:
         _echo_validation(log, validated, context)
         result = issuance.run(context, stage, prepared)
         reconciled = reconcile.run(context, _reconcile_options(options))
+        # Before the report, so that it shows tonight beside the recent runs.
+        history.record(stage.state_dir, context.run_id, context.as_of, context.out_dir, context.stages)
         context.close_connection()  # frees DuckDB's memory before the report reads the files back
         report.run(context)
         context.finish()
@@ -428,6 +436,149 @@ def _echo_report(log: Log, run_dir: Path) -> None:
               f"omneo-bulk query --out {run_dir} \"SELECT * FROM summary\"",
               html=str(run_dir / report.HTML_FILE), markdown=str(run_dir / report.MARKDOWN_FILE),
               warehouse=str(run_dir / warehouse.FILE))
+
+
+def _base_url(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """https://, or plain http only to this machine (a test server): a token never crosses a network in clear."""
+    if value is None:
+        return None
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise click.BadParameter(f"{value!r} is not a URL such as https://api.<tenant>.getomneo.com")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise click.BadParameter(f"{value!r}: use https:// (plain http is allowed only to 127.0.0.1, localhost or [::1])")
+    return value.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _kinds(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
+    from pipeline.push.calls import KINDS
+
+    asked = {k.strip() for k in value.split(",") if k.strip()}
+    unknown = sorted(asked - set(KINDS))
+    if unknown or not asked:
+        raise click.BadParameter(f"unknown kind {unknown[0]!r} (kinds: {', '.join(KINDS)})" if unknown else "no kind given")
+    return tuple(k for k in KINDS if k in asked)  # always in the contract's order
+
+
+def _resolutions(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    found = {}
+    for value in values:
+        key, _, decision = value.rpartition("=")
+        if not key or decision not in ("sent", "pending"):
+            raise click.BadParameter(f"{value!r}: expected KEY=sent (it was applied) or KEY=pending (send it again)")
+        found[key] = decision
+    return found
+
+
+@main.command("push")
+@click.option("--config", type=click.Path(dir_okay=False), is_eager=True, expose_value=False,
+              callback=_load_config, help="TOML file of option defaults (never the token).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="A finished run folder whose payloads to send.")
+@click.option("--state", "state_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="State folder (journal, history) [default: the run's own, else .omneo-bulk/ beside it].")
+@click.option("--base-url", callback=_base_url, help="Omneo's API, e.g. https://api.<tenant>.getomneo.com.")
+@click.option("--kinds", default="benefits,claim_redeem,redemptions,returns", show_default=True, callback=_kinds,
+              help="Payload kinds to send, comma-separated; sent in that order.")
+@click.option("--rate", type=click.FloatRange(min=0.01), default=10.0, show_default=True,
+              help="Calls per second, at most (lookups included).")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True, help="Calls in flight at once.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Seconds to wait for one answer; past it the call's outcome is unknown.")
+@click.option("--patience", type=click.FloatRange(min=0), default=900.0, show_default=True,
+              help="Seconds one call is retried while Omneo is unreachable or answers 429.")
+@click.option("--max-calls", type=click.IntRange(min=1), help="Send at most this many requests, then stop (exit 4).")
+@click.option("--dry-run", is_flag=True, help="Check every line against the journal; say what would happen. No network.")
+@click.option("--force", is_flag=True, help="Send a night far above the recent runs' median anyway.")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="File holding the API token, readable only by you [default: $OMNEO_TOKEN].")
+@click.option("--guard-factor", type=click.FloatRange(min=1), default=3.0, show_default=True,
+              help="Refuse a night above this many times the recent median of benefits.")
+@click.option("--guard-runs", type=click.IntRange(min=1), default=7, show_default=True,
+              help="Recent runs the median is taken over.")
+@click.option("--guard-min-runs", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Runs needed in the history before the guard applies.")
+@click.option("--lookup-benefits", default="/api/v3/profiles/{profile_id}/benefits", show_default=True,
+              help="Where a benefit's external_id is looked up.")
+@click.option("--lookup-redemptions", default="/api/v3/profiles/{profile_id}/benefits/{benefit_id}/redemptions",
+              show_default=True, help="Where a redemption's external_id is looked up.")
+@click.option("--lookup-claim-redeem", default="/api/v3/profiles/{profile_id}/redemptions", show_default=True,
+              help="Where a claim-redeem's external_id is looked up.")
+@click.option("--resolve", multiple=True, callback=_resolutions, metavar="KEY=sent|pending",
+              help="Settle a call of unknown outcome by hand (a return checked in Omneo). Repeatable.")
+@reports_errors
+def push_command(log: Log, out_dir: Path, state_dir: Path | None, base_url: str | None, dry_run: bool,
+                 token_file: Path | None, **options) -> None:
+    """Send a finished run's payloads to Omneo, each call exactly once; rerun to resume.
+
+    The token comes from OMNEO_TOKEN or --token-file, never from an option.
+    Exit status: 0 all sent; 3 some rejected; 4 incomplete (rerun to resume); 1 auth or config fault.
+
+    \b
+    Example:
+      OMNEO_TOKEN=... omneo-bulk push --out runs/2026-11-22 --base-url https://api.acme.getomneo.com --rate 5
+      omneo-bulk push --out runs/2026-11-22 --dry-run
+    """
+    from pipeline import push
+
+    if base_url is None and not dry_run:
+        raise click.UsageError("--base-url is required (only --dry-run goes without it)")
+    token = None if dry_run else push.read_token(token_file)
+    log.hide(token)
+    context = RunContext(out_dir=out_dir, keeps_run=True, progress=log.progress())
+    try:
+        context.open()
+        settings = push.Options(
+            state_dir=state_dir or _state_of(context), base_url=base_url, dry_run=dry_run,
+            kinds=options["kinds"], rate=options["rate"], concurrency=options["concurrency"],
+            timeout=options["timeout"], patience=options["patience"], max_calls=options["max_calls"],
+            force=options["force"], guard_factor=options["guard_factor"], guard_runs=options["guard_runs"],
+            guard_minimum=options["guard_min_runs"], resolve=options["resolve"],
+            lookups={"benefits": options["lookup_benefits"], "redemptions": options["lookup_redemptions"],
+                     "claim_redeem": options["lookup_claim_redeem"]},
+        )
+        result = push.run(context, settings, token, log.progress())
+    finally:
+        context.close()
+    _echo_push(log, result, dry_run)
+    if result.exit_status:
+        sys.exit(result.exit_status)
+
+
+def _state_of(context: RunContext) -> Path:
+    """The state folder the run issued with, else the default beside its folder."""
+    recorded = context.stages.get("issue", {}).get("state")
+    return Path(recorded) if recorded else context.out_dir.resolve().parent / ".omneo-bulk"
+
+
+def _echo_push(log: Log, result, dry_run: bool) -> None:
+    if result.guard:
+        log.event("guard", f"guard: {result.guard}", guard=result.guard)
+    if dry_run:
+        for kind, verdicts in result.plan.items():
+            log.event("dry_run", f"{kind:<13} " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())),
+                      kind=kind, verdicts=dict(verdicts))
+        log.event("dry_run_checked", f"{result.calls} calls checked; nothing was sent", calls=result.calls)
+        return
+    for kind, states in result.by_kind.items():
+        log.event("pushed", f"{kind:<13} " + ", ".join(f"{n} {s}" for s, n in states.items() if n), kind=kind, **states)
+    if result.rejected_benefits:
+        log.event("rejected_benefits", f"{result.rejected_benefits} benefits rejected by Omneo: the next run may "
+                  "issue them again", benefits=result.rejected_benefits)
+    for key in result.review:
+        log.event("needs_review", f"return {key} has an unknown outcome and is never resent: check it in Omneo, "
+                  f"then push --resolve {key}=sent (or =pending to send it)", key=key)
+    log.event("push_finished", f"push: {result.posts} requests in {result.seconds:.1f} s; exit {result.exit_status}",
+              requests=result.posts, seconds=result.seconds, exit_status=result.exit_status, **result.counts)
 
 
 @main.command("report")

@@ -57,3 +57,15 @@ class RunFolderError(PipelineError):
 
 class StateError(PipelineError):
     """A file of the issuance state cannot be read: names it and what to do."""
+
+
+class PushError(PipelineError):
+    """A push cannot start or go on: a bad payload line, journal or setting (exit 1)."""
+
+
+class AuthError(PushError):
+    """Omneo refused the token (401/403): the push stops at once (exit 1)."""
+
+
+class GuardRefused(PushError):
+    """Tonight's benefits are far above the recent runs' median; --force sends them anyway."""

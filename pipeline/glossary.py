@@ -25,6 +25,7 @@ TABLES: dict[str, str] = {
     "matches": "Every POS usage and Omneo redemption item with its pairing (reconciliation/matches.parquet).",
     "exceptions": "One row per reconciliation finding (reconciliation/exceptions.parquet).",
     "payloads": "One row per API call in payloads/<kind>/part-*.ndjson.",
+    "push_results": "One row per API call omneo-bulk push made or will make for this run (push/results.parquet).",
     "summary": "Headline counts of the run: one row per figure.",
 }
 
@@ -191,8 +192,22 @@ COLUMNS: dict[str, dict[str, str]] = {
         "idempotency_key": "Key that makes a retried call safe.",
         "body": "Request body (JSON).",
     },
+    "push_results": {
+        "kind": "benefits, claim_redeem, redemptions or returns.",
+        "file": "Payload file the call came from, relative to the run folder.",
+        "line": "Line of the call in that file, from 1.",
+        "key": "The call's idempotency key; KEY~n is the part of KEY's batch sent again.",
+        "state": "pending, in_flight, sent, rejected (Omneo said no) or ambiguous (outcome unknown).",
+        "status": "Omneo's last HTTP status for the call.",
+        "attempts": "Requests made for the call.",
+        "latency_ms": "Time of the last answer, in milliseconds.",
+        "error": "Omneo's message, or what is known about an unknown outcome.",
+        "response_id": "Omneo's batch_id, or the id of what the call created.",
+        "parent": "For KEY~n, the call whose unapplied part this is.",
+        "updated_at": "When the call last changed state (UTC).",
+    },
     "summary": {
-        "area": "inputs, issuance, reconciliation or payloads.",
+        "area": "inputs, issuance, reconciliation, payloads or push.",
         "metric": "What is counted.",
         "value": "The count.",
     },

@@ -52,6 +52,7 @@ class IssueResult:
     issued: int = 0
     payload_files: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    pruned: int = 0  # state rows dropped because the benefits export now shows them
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,8 @@ def run(context: RunContext, options: Options, prepared: Prepared) -> IssueResul
         context.commit("issue", record, replaces=("issuance/", "payloads/benefits/"), commit_id=commit_id)
         failpoints.reach("issue_committed")
         state.promote(options.state_dir, context.run_id)
+        # The state keeps only what Omneo's export does not confirm yet (docs/push.md, Pruning).
+        result.pruned = state.prune(con, options.state_dir, keep_run=context.run_id)
     # Everything issuance built is in its files now; reconciliation wants the memory.
     _drop(con, SCRATCH)
     return result

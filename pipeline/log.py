@@ -25,12 +25,20 @@ import click
 Advance = Callable[[str], None]
 
 
+Tick = Callable[[str], None]
+
+
 class Silent:
     """Progress that shows nothing: the default for a library call, a pipe or --quiet."""
 
     @contextmanager
     def stage(self, name: str, total: int) -> Iterator[Advance]:
         yield lambda label: None
+
+    @contextmanager
+    def counter(self, name: str, total: int) -> Iterator[Tick]:
+        """Progress over `total` items (API calls), each `tick(outcome)` one done."""
+        yield lambda outcome: None
 
 
 class Bars(Silent):
@@ -61,6 +69,18 @@ class Bars(Silent):
             yield advance
             bars.update(task, completed=total, description=name)
 
+    @contextmanager
+    def counter(self, name: str, total: int) -> Iterator[Tick]:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+                   TextColumn("{task.speed:.1f}/s" if total else ""), TimeElapsedColumn(), TextColumn("ETA"),
+                   TimeRemainingColumn())
+        with Progress(*columns, console=self.console, transient=False) as bars:
+            task = bars.add_task(name, total=total)
+            yield lambda outcome: bars.advance(task)
+
 
 class JsonEvents(Silent):
     """One JSON object per step on stdout, so a scheduler sees where a long run is."""
@@ -82,6 +102,31 @@ class JsonEvents(Silent):
         self.log.event("stage_finished", f"{name} finished", stage=name,
                        seconds=round(time.perf_counter() - started, 3))
 
+    @contextmanager
+    def counter(self, name: str, total: int, every: float = 2.0) -> Iterator[Tick]:
+        """A `progress` event at most every `every` seconds: done, total, rate, ETA, outcomes."""
+        started = last = time.perf_counter()
+        done, outcomes = [0], {}
+
+        def emit(final: bool = False) -> None:
+            elapsed = time.perf_counter() - started
+            rate = done[0] / elapsed if elapsed > 0 else 0.0
+            eta = (total - done[0]) / rate if rate and total >= done[0] else None
+            self.log.event("progress", f"{name}: {done[0]}/{total}", stage=name, done=done[0], total=total,
+                           rate=round(rate, 2), eta_seconds=None if eta is None else round(eta, 1),
+                           outcomes=dict(outcomes), final=final)
+
+        def tick(outcome: str) -> None:
+            nonlocal last
+            done[0] += 1
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            if time.perf_counter() - last >= every:
+                last = time.perf_counter()
+                emit()
+
+        yield tick
+        emit(final=True)
+
 
 class Log:
     """Result lines and errors in the chosen format; picks the progress display to match."""
@@ -89,6 +134,17 @@ class Log:
     def __init__(self, log_format: str = "text", quiet: bool = False) -> None:
         self.json = log_format == "json"
         self.quiet = quiet
+        self._secrets: list[str] = []
+
+    def hide(self, secret: str) -> None:
+        """Never print `secret` (the API token): every line is masked, whatever put it there."""
+        if secret:
+            self._secrets.append(secret)
+
+    def _masked(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def progress(self) -> Silent:
         if self.quiet:
@@ -102,19 +158,19 @@ class Log:
         if self.quiet:
             return
         if self.json:
-            click.echo(self._json("info", event, message, fields))
+            click.echo(self._masked(self._json("info", event, message, fields)))
         else:
-            click.echo(message)
+            click.echo(self._masked(message))
 
     def error(self, message: str, hint: str | None = None, *, event: str = "error") -> None:
         """An error, always shown (even with --quiet), on stderr."""
         if self.json:
             fields = {"hint": hint} if hint else {}
-            click.echo(self._json("error", event, message, fields), err=True)
+            click.echo(self._masked(self._json("error", event, message, fields)), err=True)
             return
-        click.echo(f"{'internal error' if event == 'internal_error' else 'error'}: {message}", err=True)
+        click.echo(self._masked(f"{'internal error' if event == 'internal_error' else 'error'}: {message}"), err=True)
         if hint:
-            click.echo(f"hint: {hint}", err=True)
+            click.echo(self._masked(f"hint: {hint}"), err=True)
 
     @staticmethod
     def _json(level: str, event: str, message: str, fields: dict) -> str:

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pipeline import db, failpoints, warehouse
+from pipeline import db, failpoints, history, warehouse
 from pipeline.context import RunContext
 from pipeline.errors import ConfigError
 from pipeline.runfolder import MANIFEST
@@ -31,7 +31,10 @@ NEEDS = {
     "redemptions_per_day": "matches",
     "top_exceptions": "exceptions",
     "rejects_summary": "rejects",
+    "push_by_kind": "push_results",
+    "push_to_review": "push_results",
 }
+RECENT_RUNS = 7  # runs shown beside tonight
 PALETTE = ("#2f6fb0", "#e07b39", "#3a9a5b", "#c4424a", "#8a63b8", "#8c6d4f", "#d36fb2", "#7a7a7a", "#b5b233", "#33aab8")
 
 
@@ -43,6 +46,7 @@ class Figures:
     summary: list[tuple[str, str, int]]
     parts: dict[str, tuple[list[str], list[tuple]]] = field(default_factory=dict)
     timezone: str = "UTC"
+    history: list[dict] = field(default_factory=list)  # recent runs of the state folder, this one last
 
     def metric(self, area: str, name: str) -> int | None:
         return next((v for a, m, v in self.summary if a == area and m == name), None)
@@ -103,9 +107,38 @@ def gather(run_dir: Path, manifest: dict) -> Figures:
                 result = con.execute(sql, params.get(name))
                 columns = [d[0] for d in result.description]
                 figures.parts[name] = (columns, result.fetchall())
+        figures.history = _history(manifest)
+        _history_parts(figures)
         return figures
     finally:
         con.close()
+
+
+def _history(manifest: dict) -> list[dict]:
+    """The runs recorded before this one in its state folder, and this one (last)."""
+    issued = next((s for s in manifest.get("stages", []) if s.get("stage") == "issue"), {})
+    if not issued.get("state"):
+        return []
+    state_dir = Path(issued["state"])
+    tonight = [e for e in history.entries(state_dir) if e.get("run_id") == manifest["run_id"]]
+    return history.before(state_dir, manifest["run_id"], RECENT_RUNS) + tonight
+
+
+def _history_parts(figures: Figures) -> None:
+    """Tonight beside the recent runs, and what changed per campaign since the last run."""
+    runs = figures.history
+    if not runs:
+        return
+    tonight = runs[-1]["run_id"] == figures.manifest["run_id"]
+    figures.parts["recent_runs"] = (["label", "series", "value"], [
+        (("tonight " if tonight and i == len(runs) - 1 else "") + e["as_of"][:10], "benefits issued", e["benefits"])
+        for i, e in enumerate(runs)])
+    if tonight and len(runs) > 1:
+        last, now = runs[-2].get("campaigns", {}), runs[-1].get("campaigns", {})
+        rows = [(campaign, last.get(campaign, 0), now.get(campaign, 0), now.get(campaign, 0) - last.get(campaign, 0),
+                 "new" if campaign not in last else "gone" if campaign not in now else "")
+                for campaign in sorted(set(last) | set(now))]
+        figures.parts["campaign_changes"] = (["campaign", "last run", "tonight", "change", "note"], rows)
 
 
 # HTML -----------------------------------------------------------------------------------
@@ -157,6 +190,15 @@ def render_html(figures: Figures) -> str:
                  _table(figures.parts.get("top_exceptions"))),
         _section("rejects", "Rejected input rows", "Faults per dataset, reason and column; the rows are in rejects/.",
                  _table(figures.parts.get("rejects_summary"))),
+        _section("recent-runs", "Tonight beside the recent runs",
+                 "Benefits issued by the runs of this state folder, oldest first; push refuses a night far above "
+                 "their median.", _bars_chart("recent", figures.parts.get("recent_runs"))),
+        _section("campaign-changes", "Issued per campaign: the last run and tonight", "",
+                 _table(figures.parts.get("campaign_changes"))),
+        _section("push", "Push to Omneo",
+                 "Calls per payload kind and state after the last push; the calls to look at below. "
+                 "Not pushed yet when empty.", _bars_chart("push", figures.parts.get("push_by_kind"))
+                 + _table(figures.parts.get("push_to_review"))),
         f"<footer>Written by omneo-bulk {e(manifest.get('version', ''))}. Figures come from warehouse.duckdb "
         "in this folder; query it with <code>omneo-bulk query</code>.</footer>",
     ]
@@ -324,7 +366,10 @@ def render_markdown(figures: Figures) -> str:
     lines += [f"- **{value:,}** {name}" for name, value, _ in headlines(figures)]
     for title, key, columns in (("Issuance per campaign", "issuance_by_campaign", ["campaign", "outcome", "profiles"]),
                                 ("Exceptions per category", "exceptions_by_category", ["category", "action", "findings"]),
-                                ("Rejected input rows", "rejects_summary", None)):
+                                ("Rejected input rows", "rejects_summary", None),
+                                ("Issued per campaign: the last run and tonight", "campaign_changes", None),
+                                ("Push to Omneo", "push_by_kind", ["kind", "state", "calls"]),
+                                ("Push: calls to look at", "push_to_review", None)):
         part = figures.parts.get(key)
         if part and part[1]:
             lines += ["", f"## {title}", "", *_markdown_table(columns or part[0], part[1])]

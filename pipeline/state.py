@@ -138,6 +138,62 @@ def promote(state_dir: Path, run_id: str) -> None:
     failpoints.reach("state_emitted")
 
 
+def prune(con: duckdb.DuckDBPyConnection, state_dir: Path, keep_run: str) -> int:
+    """Drop emitted rows the benefits export now shows: Omneo's export is their authority from then on.
+
+    Holdings already ignore such rows (holdings.sql), so the state only stops growing. Each
+    file with confirmed rows is rewritten atomically, or removed when all are confirmed;
+    `keep_run`'s own file (tonight's) is never touched. Returns the rows dropped.
+    """
+    files = [f for f in emitted_files(state_dir) if f.name != f"{keep_run}.parquet"]
+    if not files:
+        return 0
+    con.execute("CREATE OR REPLACE TEMP TABLE confirmed AS SELECT DISTINCT external_id FROM benefits "
+                "WHERE external_id IS NOT NULL")
+    dropped = 0
+    for file in files:
+        source = db.path_literal(file)
+        try:
+            total, seen = db.rows(con, f"SELECT count(*), count(*) FILTER (WHERE external_id IN "
+                                       f"(SELECT external_id FROM confirmed)) FROM read_parquet({source})")[0]
+        except duckdb.Error as error:
+            raise _unreadable(file, state_dir, error) from None
+        if not seen:
+            continue
+        if seen == total:
+            file.unlink()
+            fsync_dir(file.parent)
+        else:
+            with atomic_path(file) as temporary:
+                con.execute(f"COPY (SELECT * FROM read_parquet({source}) WHERE external_id NOT IN "
+                            f"(SELECT external_id FROM confirmed)) TO {db.literal(temporary)} (FORMAT parquet)")
+        dropped += seen
+    con.execute("DROP TABLE confirmed")
+    return dropped
+
+
+def forget(con: duckdb.DuckDBPyConnection, state_dir: Path, run_id: str, external_ids: list[str]) -> int:
+    """Omneo refused these benefits: the state stops counting them, so the next run may issue them.
+
+    They leave the run's emitted file (rewritten atomically); return how many were there.
+    """
+    path = state_dir / ISSUED / f"{run_id}.parquet"
+    if not path.exists() or not external_ids:
+        return 0
+    source = db.path_literal(path)
+    con.execute("CREATE OR REPLACE TEMP TABLE forgotten (external_id VARCHAR)")
+    con.executemany("INSERT INTO forgotten VALUES (?)", [[i] for i in external_ids])
+    before = db.scalar(con, f"SELECT count(*) FROM read_parquet({source})")
+    with atomic_path(path) as temporary:
+        kept = db.scalar(
+            con,
+            f"COPY (SELECT * FROM read_parquet({source}) WHERE external_id NOT IN (SELECT external_id FROM forgotten)) "
+            f"TO {db.literal(temporary)} (FORMAT parquet)",
+        )
+    con.execute("DROP TABLE forgotten")
+    return before - kept
+
+
 def _metadata(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str]:
     try:
         pairs = db.rows(

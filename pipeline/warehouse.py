@@ -36,9 +36,10 @@ OUTPUTS = {
     "ledger": "reconciliation/ledger.parquet",
     "matches": "reconciliation/matches.parquet",
     "exceptions": "reconciliation/exceptions.parquet",
+    "push_results": "push/results.parquet",
 }
 PAYLOAD_COLUMNS = "{method: 'VARCHAR', path: 'VARCHAR', idempotency_key: 'VARCHAR', body: 'JSON'}"
-AREAS = ("inputs", "issuance", "reconciliation", "payloads")
+AREAS = ("inputs", "issuance", "reconciliation", "payloads", "push")
 
 
 def build(run_dir: Path, outputs: list[str], target: Path | None = None) -> Path:

@@ -47,3 +47,18 @@ SELECT dataset, reason, "column", count(*) AS faults, min(value) AS example
 FROM rejects
 GROUP BY ALL
 ORDER BY faults DESC, dataset, reason, "column"
+
+-- part: push_by_kind
+-- One row per payload kind and state of its calls after the last push, with how many.
+SELECT kind AS label, state AS series, count(*) AS value
+FROM push_results
+GROUP BY ALL
+ORDER BY list_position(['benefits', 'claim_redeem', 'redemptions', 'returns'], label), series
+
+-- part: push_to_review
+-- The calls a person should look at: refused by Omneo, of unknown outcome, or not sent yet.
+SELECT kind, key, state, status, attempts, error
+FROM push_results
+WHERE state <> 'sent'
+ORDER BY state = 'ambiguous' DESC, state = 'rejected' DESC, kind, file, line
+LIMIT 25

@@ -32,3 +32,7 @@ UNION ALL SELECT 'reconciliation', 'manual_review', count(*) FILTER (WHERE actio
 -- part: payloads
 SELECT 'payloads', kind || '_calls', count(*) FROM payloads GROUP BY kind
 UNION ALL SELECT 'payloads', 'calls', count(*) FROM payloads
+
+-- part: push_results
+SELECT 'push', 'calls_' || state, count(*) FROM push_results GROUP BY state
+UNION ALL SELECT 'push', 'calls', count(*) FROM push_results

@@ -1,0 +1,398 @@
+"""Sending a run's calls to Omneo: paced, retried only where that is safe, every outcome journaled.
+
+A call moves pending → in_flight (durably, before its request leaves) → sent, rejected or
+ambiguous. What is retried, and how, is declared once (`_retryable`): a request that never
+reached Omneo (refused, DNS, connect timeout) and a 429 are retried with backoff and
+jitter; a 5xx, a read timeout or a reset after the request left are *ambiguous* and never
+resent blindly: each is resolved by looking its external_ids up first (docs/push.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import hashlib
+import json
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import httpx
+import stamina
+from aiolimiter import AsyncLimiter
+
+from pipeline.errors import AuthError
+from pipeline.push import calls as payload
+from pipeline.push.journal import Entry, Journal
+
+# Retries are reported by this program's own log lines; stamina's warnings would print into them.
+stamina.instrumentation.set_on_retry_hooks([])
+
+ROUNDS = 8  # resolve-then-send rounds in one push; each round leaves fewer calls unknown
+# Pacing slack: calls leave 2% further apart than 1/rate, so that the few milliseconds a
+# request spends on the wire never put rate + 1 of them inside one second at Omneo.
+SLACK = 1.02
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to reach Omneo and how hard to push."""
+
+    base_url: str
+    token: str = field(repr=False)  # never printed, logged or written
+    user_agent: str
+    rate: float = 10.0  # calls per second, at most
+    concurrency: int = 4
+    timeout: float = 30.0  # seconds for one request
+    patience: float = 900.0  # seconds one call keeps being retried (refused, 429) before the push gives up on it
+    max_calls: int | None = None  # POST requests this push may make
+    lookups: dict[str, str] = field(default_factory=lambda: dict(payload.LOOKUPS))
+
+
+class NotSent(Exception):
+    """The request never reached Omneo: retrying cannot apply anything twice."""
+
+
+class TooManyRequests(Exception):
+    """Omneo answered 429; `pause` is how long every worker waits now."""
+
+    def __init__(self, pause: float) -> None:
+        super().__init__(f"429 Too Many Requests (waiting {pause:.1f} s)")
+        self.pause = pause
+
+
+class LookupFailed(Exception):
+    """A lookup did not answer: the call stays ambiguous."""
+
+
+def _retryable(error: Exception) -> bool | float:
+    """The retry policy, in one place: what may be sent again, and after how long."""
+    if isinstance(error, TooManyRequests):
+        return error.pause  # the gate already holds every worker that long
+    return isinstance(error, NotSent)
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds a `Retry-After` header asks for: a number of seconds or an HTTP date; None if neither."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    now = datetime.now(timezone.utc).timestamp() if now is None else now
+    return max(0.0, moment.timestamp() - now)
+
+
+class Gate:
+    """Every request passes here: paced at the current rate, held while Omneo asks us to wait.
+
+    A 429 pauses all workers (for its Retry-After, or a growing backoff when it gives none or
+    0) and halves the rate; after a run of successes the rate climbs back to the ceiling.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self.ceiling = rate
+        self.rate = rate
+        self.limiter = self._limiter(rate)
+        self.resume_at = 0.0
+        self.streak = 0  # successes since the last change of rate
+        self.throttled = 0  # 429s in a row, for the backoff
+
+    @staticmethod
+    def _limiter(rate: float) -> AsyncLimiter:
+        # One call per interval, never a burst: max_rate 1 over a period of 1/rate.
+        return AsyncLimiter(1, SLACK / rate)
+
+    async def enter(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            wait = self.resume_at - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            limiter = self.limiter
+            await limiter.acquire()
+            if limiter is self.limiter and self.resume_at <= loop.time():
+                return  # else the rate changed or a 429 came in meanwhile: queue again
+
+    def too_many(self, asked: float | None) -> float:
+        """Omneo answered 429: pause everyone, slow down; return the pause."""
+        self.throttled += 1
+        pause = asked if asked else min(60.0, 0.5 * 2 ** (self.throttled - 1)) * random.uniform(1.0, 1.5)
+        loop = asyncio.get_running_loop()
+        self.resume_at = max(self.resume_at, loop.time() + pause)
+        self._set_rate(max(self.ceiling / 32, self.rate / 2))
+        return pause
+
+    def succeeded(self) -> None:
+        self.throttled = 0
+        self.streak += 1
+        if self.rate < self.ceiling and self.streak >= 10:
+            self._set_rate(min(self.ceiling, self.rate * 1.5))
+
+    def _set_rate(self, rate: float) -> None:
+        self.rate, self.streak = rate, 0
+        self.limiter = self._limiter(rate)
+
+
+@dataclass
+class Outcome:
+    state: str
+    http_status: int | None = None
+    response_id: str | None = None
+    error: str | None = None
+    latency_ms: float | None = None
+    item_errors: dict[int, str] = field(default_factory=dict)  # batch index -> Omneo's message
+
+
+Progress = Callable[[Entry, str], None]
+
+
+class Sender:
+    """Delivers one run's journaled calls; safe to stop at any point and start again."""
+
+    def __init__(self, settings: Settings, journal: Journal, bodies: dict[str, str],
+                 progress: Progress = lambda entry, state: None) -> None:
+        self.settings = settings
+        self.journal = journal
+        self.bodies = bodies  # key -> body text, for the calls read from the payload files
+        self.progress = progress
+        self.gate = Gate(settings.rate)
+        self.posts = 0  # POST requests made, for --max-calls
+        self.client: httpx.AsyncClient | None = None
+
+    @property
+    def out_of_budget(self) -> bool:
+        return self.settings.max_calls is not None and self.posts >= self.settings.max_calls
+
+    async def run(self, run_id: str) -> None:
+        """Resolve what is unknown, send what is pending; repeat while that makes progress."""
+        self.journal.interrupted()
+        headers = {"Authorization": f"Bearer {self.settings.token}", "User-Agent": self.settings.user_agent,
+                   "Accept": "application/json", "Content-Type": "application/json"}
+        limits = httpx.Limits(max_connections=self.settings.concurrency,
+                              max_keepalive_connections=self.settings.concurrency)
+        async with httpx.AsyncClient(base_url=self.settings.base_url, headers=headers, limits=limits,
+                                     timeout=httpx.Timeout(self.settings.timeout), follow_redirects=False,
+                                     trust_env=False) as client:
+            self.client = client
+            for _ in range(ROUNDS):
+                await self._each(self.journal.entries(run_id, ("ambiguous",)), self._resolve)
+                pending = self.journal.entries(run_id, ("pending",))
+                if not pending or self.out_of_budget:
+                    break
+                before = self.journal.counts(run_id)
+                await self._each(pending, self._deliver)
+                if self.journal.counts(run_id) == before:
+                    break  # nothing moved (Omneo unreachable): rerun later
+
+    async def _each(self, entries: list[Entry], work: Callable[[Entry], Awaitable[None]]) -> None:
+        queue = deque(entries)
+
+        async def worker() -> None:
+            while queue:
+                await work(queue.popleft())
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(self.settings.concurrency, len(queue))):
+                    group.create_task(worker())
+        except* AuthError as failed:
+            raise failed.exceptions[0] from None
+
+    # Sending ------------------------------------------------------------------------------
+
+    async def _deliver(self, entry: Entry) -> None:
+        if self.out_of_budget:
+            return
+        body = entry.body if entry.body is not None else self.bodies[entry.key]
+        try:
+            async for attempt in stamina.retry_context(
+                on=_retryable, attempts=None, timeout=self.settings.patience, wait_initial=0.5, wait_max=30.0
+            ):
+                with attempt:
+                    outcome = await self._post(entry, body)
+        except (NotSent, TooManyRequests) as error:
+            self.journal.finish(entry.key, "pending",
+                                error=f"not sent: {error}; gave up after {self.settings.patience:.0f} s (rerun to resume)")
+            self.progress(entry, "pending")
+            return
+        except AuthError:
+            self.journal.finish(entry.key, "pending", error="not applied: Omneo refused the token")
+            raise
+        self._record(entry, body, outcome)
+
+    async def _post(self, entry: Entry, body: str) -> Outcome:
+        await self.gate.enter()
+        self.journal.start(entry.key)  # durable before the request leaves
+        self.posts += 1
+        started = time.monotonic()
+        try:
+            response = await self.client.post(entry.path, content=body.encode("utf-8"),
+                                              headers={"Idempotency-Key": entry.key})
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
+            raise NotSent(_describe(error)) from None
+        except httpx.TransportError as error:  # sent, then timed out, reset or cut: unknown
+            return Outcome("ambiguous", error=f"{_describe(error)} after the request was sent",
+                           latency_ms=_ms(started))
+        return self._classify(response, started)
+
+    def _classify(self, response: httpx.Response, started: float) -> Outcome:
+        status, latency = response.status_code, _ms(started)
+        if status == 429:
+            raise TooManyRequests(self.gate.too_many(retry_after(response.headers.get("Retry-After"))))
+        if status in (401, 403):
+            raise AuthError(
+                f"Omneo answered {status} {response.reason_phrase} to {response.request.url.path}: the token "
+                "(OMNEO_TOKEN or --token-file) is missing, wrong or not allowed this call; nothing more was sent"
+            )
+        if status == 408:
+            raise NotSent("408 Request Timeout (Omneo did not read the request)")
+        document = _json(response)
+        if 200 <= status < 300:
+            self.gate.succeeded()
+            data = document.get("data") if isinstance(document.get("data"), dict) else {}
+            found = document.get("batch_id", data.get("id"))
+            return Outcome("sent", status, None if found is None else str(found), latency_ms=latency)
+        message = _message(document, response)
+        if status >= 500:
+            return Outcome("ambiguous", status, error=message, latency_ms=latency)
+        return Outcome("rejected", status, error=message, latency_ms=latency, item_errors=_item_errors(document))
+
+    def _record(self, entry: Entry, body: str, outcome: Outcome) -> None:
+        if outcome.state == "rejected" and entry.kind == "benefits":
+            self._reject_benefits(entry, json.loads(body), outcome)
+        self.journal.finish(entry.key, outcome.state, http_status=outcome.http_status,
+                            response_id=outcome.response_id, error=outcome.error, latency_ms=outcome.latency_ms)
+        self.progress(entry, outcome.state)
+
+    def _reject_benefits(self, entry: Entry, body: dict, outcome: Outcome) -> None:
+        """A refused benefits call: the benefits Omneo named are rejected, the rest go again.
+
+        Omneo validates a whole batch and applies none of it when one item is bad; its 422
+        names the bad items (`benefits.<i>.<field>`). One bad profile must not hold back 499
+        good ones, so those are resent as a new call. With no item named, all are rejected.
+        """
+        items = body["benefits"] if "benefits" in body else [body]
+        named = {i: m for i, m in outcome.item_errors.items() if 0 <= i < len(items)} if "benefits" in body else {}
+        bad = named or {i: outcome.error or "rejected" for i in range(len(items))}
+        self.journal.reject_benefits(entry, {items[i]["external_id"]: message for i, message in bad.items()})
+        if len(bad) < len(items):
+            self._remainder(entry, body, {items[i]["external_id"] for i in bad})
+            outcome.error = f"{outcome.error}; {len(bad)} of {len(items)} benefits rejected, the rest resent"
+
+    def _remainder(self, entry: Entry, body: dict, leave_out: set[str]) -> str:
+        rest = payload.body_text(payload.without(body, leave_out))
+        key = f"{entry.key}~{self.journal.children(entry.key) + 1}"
+        self.journal.add_remainder(entry, key, rest, _sha256(rest))
+        return key
+
+    # Resolving an unknown outcome ----------------------------------------------------------
+
+    async def _resolve(self, entry: Entry) -> None:
+        """Look the call's external_ids up: found is sent, absent is sent again, never both."""
+        body = json.loads(entry.body if entry.body is not None else self.bodies[entry.key])
+        targets = payload.targets(entry.kind, entry.path, body, self.settings.lookups)
+        if not targets:
+            return  # a return cannot be looked up or made idempotent: it waits for a person
+        try:
+            found = await asyncio.gather(*(self._exists(target) for target in targets))
+        except LookupFailed as error:
+            self.journal.finish(entry.key, "ambiguous", error=f"{entry.error}; lookup failed: {error}")
+            return
+        applied = {t.external_id for t, exists in zip(targets, found) if exists}
+        if len(applied) == len(targets):
+            self.journal.finish(entry.key, "sent", error=f"found by lookup after: {entry.error}")
+            self.progress(entry, "sent")
+        elif not applied:
+            self.journal.finish(entry.key, "pending", error=f"not applied (lookup), sent again after: {entry.error}")
+        else:
+            key = self._remainder(entry, body, applied)
+            self.journal.finish(entry.key, "sent", error=f"{len(applied)} of {len(targets)} applied (lookup); "
+                                                         f"the rest sent again as {key}")
+            self.progress(entry, "sent")
+
+    async def _exists(self, target: payload.Target) -> bool:
+        try:
+            async for attempt in stamina.retry_context(
+                on=_retryable, attempts=None, timeout=self.settings.patience, wait_initial=0.5, wait_max=30.0
+            ):
+                with attempt:
+                    return await self._get(target)
+        except (NotSent, TooManyRequests) as error:
+            raise LookupFailed(str(error)) from None
+
+    async def _get(self, target: payload.Target) -> bool:
+        await self.gate.enter()
+        try:
+            response = await self.client.get(target.lookup_path, params={"filter[external_id]": target.external_id})
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
+            raise NotSent(_describe(error)) from None
+        except httpx.TransportError as error:  # a GET changes nothing: safe to ask again
+            raise NotSent(_describe(error)) from None
+        status = response.status_code
+        if status == 429:
+            raise TooManyRequests(self.gate.too_many(retry_after(response.headers.get("Retry-After"))))
+        if status in (401, 403):
+            raise AuthError(f"Omneo answered {status} {response.reason_phrase} to a lookup: the token is not "
+                            "allowed to read; nothing more was sent")
+        if status == 404:
+            return False
+        if status != 200:
+            raise LookupFailed(f"{status} {response.reason_phrase} from {target.lookup_path}")
+        self.gate.succeeded()
+        data = _json(response).get("data")
+        return isinstance(data, list) and any(
+            isinstance(item, dict) and item.get("external_id") == target.external_id for item in data)
+
+
+def _json(response: httpx.Response) -> dict:
+    try:
+        document = response.json()
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def _message(document: dict, response: httpx.Response) -> str:
+    """Omneo's own words: `message`, then each field's errors (Laravel style)."""
+    parts = [f"{response.status_code} {document.get('message') or response.reason_phrase}"]
+    errors = document.get("errors")
+    if isinstance(errors, dict):
+        parts += [f"{name}: {'; '.join(map(str, messages if isinstance(messages, list) else [messages]))}"
+                  for name, messages in errors.items()]
+    return " | ".join(parts)[:2000]
+
+
+def _item_errors(document: dict) -> dict[int, str]:
+    """`benefits.<i>.<field>` errors of a batch, by item index."""
+    found: dict[int, str] = {}
+    errors = document.get("errors")
+    if isinstance(errors, dict):
+        for name, messages in errors.items():
+            parts = str(name).split(".")
+            if len(parts) >= 2 and parts[0] == "benefits" and parts[1].isdigit():
+                text = "; ".join(map(str, messages)) if isinstance(messages, list) else str(messages)
+                found[int(parts[1])] = (found.get(int(parts[1]), "") + f" {name}: {text}").strip()
+    return found
+
+
+def _describe(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def _ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 1)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
