@@ -19,9 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlglot import exp
 
-from pipeline.db import literal, rows, scalar
+from pipeline.coerce import CAST_ERROR_TYPE, LOAD_ERRORS
+from pipeline.db import literal, quote, rows, scalar
 from pipeline.errors import InputError, MissingDatasetError
 from pipeline.files import check_input_file
 from schemas import DATASETS, Dataset
@@ -255,25 +258,52 @@ class Loader:
     # Parquet -----------------------------------------------------------------------
 
     def _load_parquet(self, source: SourceFile, table: str, malformed: str) -> dict:
-        names = [row[0] for row in rows(self.con, "DESCRIBE SELECT * FROM read_parquet(?)", [str(source.path)])]
+        try:
+            schema = pq.read_schema(source.path)
+        except (pa.ArrowException, OSError) as error:
+            raise InputError(f"{source.display}: not a readable Parquet file ({_first_line(error)})") from None
+        names = schema.names
+        if not names:
+            raise InputError(f"{source.display}: the Parquet file has no columns")
         _require_columns(source, names)
-        # Read the row number under a name no file uses, then rename clashing columns.
+        path = literal(source.path)
+        described = rows(self.con, f"DESCRIBE SELECT * FROM read_parquet({path})")
+        if len(described) != len(names):
+            raise InputError(f"{source.display}: cannot be read (DuckDB sees {len(described)} columns, not {len(names)})")
+        # Columns by position (#i), not by name: no name in the file (rowid, a second `id`
+        # DuckDB would rename id_1, file_row_number) can then stand for another column.
         columns = ", ".join(
-            exp.alias_(exp.column(name, table="f", quoted=True), _input_name(name), quoted=True).sql("duckdb")
-            for name in names
+            f"{_positional(i, field.type)} AS {quote(_input_name(field.name))}" for i, field in enumerate(schema, 1)
         )
-        # A view: the file does not change during a run, and the typed copy is the only one
-        # worth making. Paths are literals here because a view cannot hold parameters.
-        display, path = literal(source.display), literal(source.path)
-        self.con.execute(
-            f"""
-            CREATE TEMP VIEW {table} AS
-            SELECT {columns}, {display} AS source_file, f.__omneo_row + 1 AS source_row
-            FROM (SELECT *, file_row_number AS __omneo_row
-                  FROM read_parquet({path}, file_row_number = true)) f
-            """
-        )
-        self._views.add(table)
+        display = literal(source.display)
+        if "file_row_number" not in {name.lower() for name in names}:
+            # A view: the file does not change during a run, and the typed copy is the only
+            # one worth making. Paths are literals here because a view cannot hold parameters.
+            self.con.execute(
+                f"""
+                CREATE TEMP VIEW {table} AS
+                SELECT {columns}, {display} AS source_file, #{len(names) + 1} + 1 AS source_row
+                FROM read_parquet({path}, file_row_number = true)
+                """
+            )
+            self._views.add(table)
+        else:
+            # DuckDB cannot add its row number beside a column of that name: copy the rows in
+            # file order (insertion order is preserved) and number them by the copy's rowid.
+            copied = self._name("parquet_rows")
+            self.con.execute(
+                f"CREATE TEMP TABLE {copied} AS SELECT "
+                + ", ".join(f"#{i} AS c{i}" for i in range(1, len(names) + 1))
+                + f" FROM read_parquet({path})"
+            )
+            columns = ", ".join(
+                f"{_positional(i, field.type, f'c{i}')} AS {quote(_input_name(field.name))}"
+                for i, field in enumerate(schema, 1)
+            )
+            self.con.execute(
+                f"CREATE TEMP TABLE {table} AS SELECT {columns}, {display} AS source_file, rowid + 1 AS source_row"
+                f" FROM {copied} ORDER BY rowid; DROP TABLE {copied}"
+            )
         _empty_rejects(self.con, malformed)
         return {}
 
@@ -362,7 +392,7 @@ class Loader:
         nested: dict[str, tuple[str, str]] = {}
         if nested_spec and nested_spec[0] in keys:
             nested[nested_spec[1]] = self._split_nested(source, objects, *nested_spec)
-        self._spread(objects, table, keys, source.display)
+        self._spread(objects, table, keys, source.dataset, source.display)
         self.con.execute(f"DROP TABLE {objects}")
         return nested
 
@@ -374,19 +404,41 @@ class Loader:
         declared = [name for name in DATASETS[dataset].columns if name in found] if dataset in DATASETS else []
         return declared + sorted(found - set(declared))
 
-    def _spread(self, objects: str, table: str, keys: list[str], display: str) -> None:
-        # JSON values are kept as they are: strings unquoted, numbers and lists as JSON text.
+    def _spread(self, objects: str, table: str, keys: list[str], dataset: str, display: str) -> None:
+        """One column per key. A declared column keeps its JSON value (SQL NULL for JSON
+        null), so that the cast can tell the number 12 from the string "12" and an array
+        from a string; an extra column is text: a string unquoted, anything else as JSON."""
+        declared = set(DATASETS[dataset].columns)
+        # One json_extract of a list of paths parses each object once, not once per key.
+        typed_keys = [key for key in keys if key in declared]
+        text_keys = [key for key in keys if key not in declared]
+        typed_paths = literal([_json_path(key) for key in typed_keys])
+        text_paths = literal([_json_path(key) for key in text_keys])
+        position = {key: i for i, key in enumerate(typed_keys, 1)} | {key: i for i, key in enumerate(text_keys, 1)}
         columns = [
-            exp.alias_(
-                exp.func("json_extract_string", exp.column("doc"), exp.Literal.string(_json_path(key))),
-                _input_name(key),
-                quoted=True,
-            ).sql(dialect="duckdb")
+            (f"nullif(_typed[{position[key]}], 'null'::JSON)" if key in declared else f"_text[{position[key]}]")
+            + f" AS {quote(_input_name(key))}"
             for key in keys
         ]
+        nested = NESTED.get(dataset)
+        if nested and nested[0] in keys:
+            # A nested list that is not a list (an object, a string) cannot be split into
+            # rows: the parent row is rejected for it rather than its items dropped.
+            path = literal(_json_path(nested[0]))
+            columns.append(
+                f"""CASE WHEN json_type(doc, {path}) NOT IN ('ARRAY', 'NULL')
+                    THEN [struct_pack("column" := {literal(nested[0])},
+                                      value := left(CAST(json_extract(doc, {path}) AS VARCHAR), 500),
+                                      expected := 'a list (JSON array) of items',
+                                      got := 'a JSON ' || lower(json_type(doc, {path})))]
+                    ELSE CAST([] AS {CAST_ERROR_TYPE}) END AS {LOAD_ERRORS}"""
+            )
         select = ", ".join(columns + ["? AS source_file", "source_row"])
         self.con.execute(
-            f"CREATE TEMP TABLE {table} AS SELECT {select} FROM {objects} ORDER BY source_row",
+            f"""CREATE TEMP TABLE {table} AS SELECT {select}
+                FROM (SELECT doc, source_row, json_extract(doc, {typed_paths}) AS _typed,
+                             json_extract_string(doc, {text_paths}) AS _text FROM {objects})
+                ORDER BY source_row""",
             [display],
         )
 
@@ -405,7 +457,7 @@ class Loader:
             SELECT row_number() OVER (ORDER BY source_row, position) AS source_row,
                    source_row AS source_parent_row, parent_id, item::VARCHAR AS line
             FROM (
-                SELECT source_row, doc ->> '$.id' AS parent_id,
+                SELECT source_row, nullif(json_extract(doc, '$.id'), 'null'::JSON) AS parent_id,
                        unnest(items) AS item, unnest(range(len(items))) AS position
                 FROM (SELECT source_row, doc,
                              CASE WHEN json_type(doc -> ?) = 'ARRAY'
@@ -445,11 +497,23 @@ class Loader:
 
 # Column names the pipeline itself adds. An input column with one of these names (say, a
 # validated/ file fed back in) is kept as input_<name>, so provenance stays the pipeline's.
-RESERVED = frozenset({"source_file", "source_row", "source_parent_row", "ordinality", "_ordinal", "_cast_errors"})
+RESERVED = frozenset(
+    {"source_file", "source_row", "source_parent_row", "ordinality", "_ordinal", "_cast_errors", LOAD_ERRORS}
+)
 
 
 def _input_name(name: str) -> str:
     return f"input_{name}" if name in RESERVED else name
+
+
+# Arrow types DuckDB reads as something else: a duration arrives as its bare integer.
+def _positional(index: int, arrow_type: pa.DataType, name: str | None = None) -> str:
+    """The expression reading a Parquet file's column `index` (1-based) as what it holds."""
+    column = name or f"#{index}"
+    if pa.types.is_duration(arrow_type):
+        per_microsecond = {"s": "* 1000000", "ms": "* 1000", "us": "", "ns": "// 1000"}[arrow_type.unit]
+        return f"to_microseconds(CAST({column} AS BIGINT) {per_microsecond})"
+    return column
 
 
 def _json_path(key: str) -> str:

@@ -6,6 +6,7 @@ whole dataset (unique keys, references to other datasets) are SELECTs of the bad
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from dataclasses import dataclass, field
@@ -134,15 +135,27 @@ def _validate_dataset(
     typed, rejects = f"typed_{name}", f"rejects_{name}"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {rejects} {REJECTS_DDL}")
     if files:
-        selects = []
+        # Neighbouring files with the same columns (a folder of parts) are cast as one
+        # table: one SELECT to plan, not one per part.
+        described = [(file, tuple(db.rows(con, f"DESCRIBE {file.table}"))) for file in files]
+        selects, groups = [], []
+        for number, (columns, group) in enumerate(itertools.groupby(described, key=lambda d: d[1])):
+            tables = [file.table for file, _ in group]
+            source = tables[0]
+            if len(tables) > 1:
+                source = f"parts_{name}_{number}"
+                groups.append(source)
+                con.execute(f"CREATE TEMP VIEW {source} AS " + " UNION ALL ".join(f"SELECT * FROM {t}" for t in tables))
+            raw_columns = {row[0]: row[1] for row in columns}
+            selects.append(typed_select(dataset, raw_columns, source, context.naive_timezone))
         for file in files:
-            columns = {row[0]: row[1] for row in db.rows(con, f"DESCRIBE {file.table}")}
-            selects.append(typed_select(dataset, columns, file.table, context.naive_timezone))
             con.execute(
                 f"INSERT INTO {rejects} SELECT ?, source_file, source_row, \"column\", \"check\", value, reason, detail FROM {file.malformed}",
                 [name],
             )
         con.execute(f"CREATE OR REPLACE TABLE {typed} AS " + " UNION ALL BY NAME ".join(selects))
+        for view in groups:
+            con.execute(f"DROP VIEW {view}")
         for file in files:
             loader.release(file)
     else:
@@ -158,7 +171,7 @@ def _validate_dataset(
         f"""
         INSERT INTO {rejects}
         SELECT ?, source_file, source_row, e."column", 'dtype', e.value, 'invalid_type',
-               'expected ' || e.expected
+               'expected ' || e.expected || coalesce(', got ' || e.got, '')
         FROM (SELECT source_file, source_row, unnest(_cast_errors) AS e FROM {typed})
         """,
         [name],

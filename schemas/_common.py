@@ -17,8 +17,11 @@ StrList = pl.List(pl.Utf8)
 # tzdata (a declared dependency) makes this the full IANA list on every machine.
 IANA_TIMEZONES = frozenset(available_timezones())
 
-# How a text column is cast besides its dtype; read by pipeline.typing.
+# How a text column is cast besides its dtype; read by pipeline.coerce. A JSON object
+# (`attributes`) or any JSON text (`claim_condition`): a struct or map in Parquet, or an
+# object in NDJSON, becomes its JSON text.
 JSON_OBJECT = {"format": "json_object"}
+JSON_TEXT = {"format": "json"}
 
 
 def optional(**kwargs) -> pa.Field:
