@@ -8,6 +8,7 @@ a `malformed` table instead, so that no row read is ever dropped.
 from __future__ import annotations
 
 import bisect
+import codecs
 import csv
 import gzip
 import io
@@ -15,11 +16,14 @@ import itertools
 import json
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlglot import exp
 
@@ -310,23 +314,23 @@ class Loader:
     # NDJSON and API list JSON ------------------------------------------------------
 
     def _load_ndjson(self, source: SourceFile, table: str, malformed: str) -> dict:
-        lines = self._name("lines")
-        line_rejects, scans = self._name("line_rejects"), self._name("line_scans")
-        # Control characters are escaped inside valid JSON, so U+001F never splits a good line.
-        self.con.execute(
-            f"""
-            CREATE TEMP TABLE {lines} AS
-            SELECT ordinality AS source_row, line
-            FROM read_csv(?, columns = {{'line': 'VARCHAR'}}, header = false, delim = chr(31),
-                          quote = '', escape = '', auto_detect = false, store_rejects = true,
-                          rejects_table = ?, rejects_scan = ?) WITH ORDINALITY
-            WHERE trim(coalesce(line, '')) <> ''
-            """,
-            [str(source.path), line_rejects, scans],
-        )
-        self.con.execute(
-            f"INSERT INTO {lines} SELECT line, csv_line FROM {line_rejects}"
-        )
+        # Lines are split by pyarrow, not DuckDB's CSV reader: that one has a maximum line
+        # size and treats a lone CR as a line break, and a line it refuses renumbered every
+        # line after it. Here every line keeps its number, whatever its length or bytes.
+        lines, batches = self._name("lines"), self._name("line_batches")
+        self.con.register(batches, pa.RecordBatchReader.from_batches(_LINE_SCHEMA, _line_batches(source.path)))
+        try:
+            # JSON whitespace is space, tab and CR (a CRLF file's lines end in CR): a line
+            # of nothing else is blank, skipped, but counted.
+            self.con.execute(
+                f"""
+                CREATE TEMP TABLE {lines} AS
+                SELECT source_row, rtrim(line, chr(13)) AS line FROM {batches}
+                WHERE trim(line, ' ' || chr(9) || chr(13)) <> ''
+                """
+            )
+        finally:
+            self.con.unregister(batches)
         return self._objects_to_table(source, lines, table, malformed)
 
     def _load_json(self, source: SourceFile, table: str, malformed: str) -> dict:
@@ -557,6 +561,47 @@ def _csv_header(source: SourceFile) -> tuple[list[str], str]:
 def _open_bytes(path: Path):
     """A file's bytes, decompressed when it is gzip (`.gz`)."""
     return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+
+
+# Bytes read at a time when splitting NDJSON into lines.
+LINE_CHUNK = 16 * 2**20
+_LINE_SCHEMA = pa.schema([("source_row", pa.int64()), ("line", pa.large_string())])
+
+
+def _line_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    """A text file's lines (without the newline), numbered from 1, as Arrow batches.
+
+    The split runs in C (pyarrow's split_pattern over a chunk of bytes); Python only
+    carries the part line at the end of each chunk over to the next one. The file was
+    proven UTF-8 before, so the cast to text cannot fail.
+    """
+    number = 0
+    pending: list[bytes] = []  # the start of a line that continues in the next chunk
+    with _open_bytes(path) as handle:
+        first = True
+        while True:
+            chunk = handle.read(LINE_CHUNK)
+            if first:
+                chunk, first = chunk.removeprefix(codecs.BOM_UTF8), False
+            if chunk:
+                cut = chunk.rfind(b"\n")
+                if cut < 0:
+                    pending.append(chunk)
+                    continue
+                block = b"".join([*pending, chunk[:cut]])
+                pending = [chunk[cut + 1 :]]
+            else:
+                block = b"".join(pending)
+                if not block:
+                    return
+                pending = []
+            lines = pc.split_pattern(pa.array([block], pa.large_binary()), b"\n").flatten()
+            count = len(lines)
+            numbers = pl.int_range(number + 1, number + 1 + count, dtype=pl.Int64, eager=True).to_arrow()
+            number += count
+            yield pa.RecordBatch.from_arrays([numbers, lines.cast(pa.large_string())], schema=_LINE_SCHEMA)
+            if not chunk:
+                return
 
 
 def _blank_lines_before(path: Path, positions: list[int]) -> dict[int, int]:
