@@ -56,7 +56,7 @@ def check_input_file(path: Path, display: str, *, text: bool) -> str:
     One streaming pass in C (hashlib, zlib, codecs); the file is never held in memory.
     """
     digest = hashlib.sha256()
-    gzipped = path.name.endswith(".gz")
+    gzipped = path.name.lower().endswith(".gz")
     inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if gzipped else None
     decoder = codecs.getincrementaldecoder("utf-8")()
     seen = 0  # decompressed bytes already checked, for the error position

@@ -132,7 +132,7 @@ def require(sources: dict[str, list[SourceFile]], datasets: list[str], stage: st
 def _json_document_bound(path: Path) -> int:
     """An upper bound on the bytes of the one JSON document in `path` (gzip: its ISIZE)."""
     size = path.stat().st_size
-    if path.name.endswith(".gz") and size >= 4:
+    if path.name.lower().endswith(".gz") and size >= 4:
         with path.open("rb") as handle:
             handle.seek(-4, os.SEEK_END)
             size = int.from_bytes(handle.read(4), "little")  # uncompressed size mod 4 GiB
@@ -191,9 +191,9 @@ class Loader:
             SELECT * EXCLUDE (ordinality), ordinality AS _ordinal
             FROM read_csv(?, columns = ?, header = true, delim = ?, quote = '"', escape = '"',
                           auto_detect = false, strict_mode = true, store_rejects = true,
-                          rejects_table = ?, rejects_scan = ?) WITH ORDINALITY
+                          rejects_table = ?, rejects_scan = ?, compression = ?) WITH ORDINALITY
             """,
-            [str(source.path), columns, delimiter, rejects, scans],
+            [_duckdb_path(source.path), columns, delimiter, rejects, scans, _compression(source.path)],
         )
         # reject_errors.line counts records with the header as 1, so data row = line - 1,
         # except that it also counts blank lines, which the row stream skips.
@@ -270,7 +270,7 @@ class Loader:
         if not names:
             raise InputError(f"{source.display}: the Parquet file has no columns")
         _require_columns(source, names)
-        path = literal(source.path)
+        path = literal(_duckdb_path(source.path))
         described = rows(self.con, f"DESCRIBE SELECT * FROM read_parquet({path})")
         if len(described) != len(names):
             raise InputError(f"{source.display}: cannot be read (DuckDB sees {len(described)} columns, not {len(names)})")
@@ -340,9 +340,10 @@ class Loader:
         self.con.execute(
             f"""
             CREATE TEMP TABLE {document} AS
-            SELECT json FROM read_json_objects(?, format = 'unstructured', maximum_object_size = ?)
+            SELECT json FROM read_json_objects(?, format = 'unstructured', maximum_object_size = ?,
+                                               compression = ?)
             """,
-            [str(source.path), _json_document_bound(source.path)],
+            [_duckdb_path(source.path), _json_document_bound(source.path), _compression(source.path)],
         )
         kinds = rows(self.con, f"SELECT json_type(json), json_type(json -> '$.data') FROM {document}")
         if len(kinds) != 1 or not (kinds[0][0] == "ARRAY" or kinds[0][1] == "ARRAY"):
@@ -508,6 +509,21 @@ RESERVED = frozenset(
 
 def _input_name(name: str) -> str:
     return f"input_{name}" if name in RESERVED else name
+
+
+def _duckdb_path(path: Path) -> str:
+    """`path` as DuckDB must be given it to read exactly that file.
+
+    DuckDB expands globs in every path it reads, so `profiles-[1].csv` would read
+    `profiles-1.csv`: `[`, `*` and `?` are escaped as one-character classes. The path is
+    absolute, so that `~` or a `scheme://` prefix is never interpreted either.
+    """
+    return re.sub(r"([\[*?])", r"[\1]", str(path.absolute()))
+
+
+def _compression(path: Path) -> str:
+    """gzip for a `.gz` name in any case (DuckDB's own detection is case-sensitive)."""
+    return "gzip" if path.name.lower().endswith(".gz") else "none"
 
 
 # Arrow types DuckDB reads as something else: a duration arrives as its bare integer.
