@@ -182,6 +182,7 @@ class Loader:
 
     def _load_csv(self, source: SourceFile, table: str, malformed: str) -> dict:
         header, delimiter = _csv_header(source)
+        _check_names(source, header)
         _require_columns(source, header)
         rejects, scans = self._name("csv_rejects"), self._name("csv_scans")
         columns = {_input_name(name): "VARCHAR" for name in header}
@@ -269,6 +270,7 @@ class Loader:
         names = schema.names
         if not names:
             raise InputError(f"{source.display}: the Parquet file has no columns")
+        _check_names(source, names)
         _require_columns(source, names)
         path = literal(_duckdb_path(source.path))
         described = rows(self.con, f"DESCRIBE SELECT * FROM read_parquet({path})")
@@ -392,6 +394,7 @@ class Loader:
         self.con.execute(f"DROP TABLE {lines}")
         keys = self._keys(objects, source.dataset)
         if keys:  # an empty list ({"data": []}) is zero rows, like a header-only CSV
+            _check_names(source, keys)
             _require_columns(source, keys + list(implied))
         nested_spec = NESTED.get(source.dataset)
         nested: dict[str, tuple[str, str]] = {}
@@ -508,7 +511,7 @@ RESERVED = frozenset(
 
 
 def _input_name(name: str) -> str:
-    return f"input_{name}" if name in RESERVED else name
+    return f"input_{name}" if name.lower() in RESERVED else name
 
 
 def _duckdb_path(path: Path) -> str:
@@ -536,8 +539,40 @@ def _positional(index: int, arrow_type: pa.DataType, name: str | None = None) ->
     return column
 
 
+def _check_names(source: SourceFile, names: list[str]) -> None:
+    """Column names DuckDB can hold apart, and none that looks like a declared one.
+
+    DuckDB names are case-insensitive, so `Email` beside `email` would be one column; and a
+    lone `ID` or `Email` is most likely the declared column under another spelling, which
+    read as an extra column would silently leave the declared one empty.
+    """
+    if any(not name.strip() for name in names):
+        raise InputError(f"{source.display}: header has an empty column name")
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(_input_name(name).lower(), name)
+        if other == name and list(names).count(name) > 1:
+            raise InputError(f"{source.display}: header repeats column {name!r}")
+        if other != name:
+            raise InputError(
+                f"{source.display}: columns {other!r} and {name!r} differ only in letter case "
+                "(column names are case-insensitive): rename one"
+            )
+    declared = {column.lower(): column for column in DATASETS[source.dataset].columns}
+    for name in names:
+        column = declared.get(name.lower())
+        if column is not None and column != name:
+            raise InputError(
+                f"{source.display}: column {name!r} is the {source.dataset} column {column!r} in other "
+                f"letter case: rename it to {column!r}"
+            )
+
+
 def _json_path(key: str) -> str:
-    return "$." + json.dumps(key)
+    """The JSON path of a top-level key. DuckDB's paths know only the escapes for a quote
+    and a backslash; any other character is written as it is (json.dumps would write an
+    accent as an escape, and the path would find nothing)."""
+    return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _empty_rejects(con: duckdb.DuckDBPyConnection, name: str) -> None:
@@ -566,11 +601,6 @@ def _csv_header(source: SourceFile) -> tuple[list[str], str]:
         raise InputError(f"{source.display}: empty file, no header row")
     delimiter = max(CSV_DELIMITERS, key=first.count)
     header = [name.strip() for name in next(csv.reader([first], delimiter=delimiter))]
-    if any(not name for name in header):
-        raise InputError(f"{source.display}: header has an empty column name")
-    duplicates = sorted({name for name in header if header.count(name) > 1})
-    if duplicates:
-        raise InputError(f"{source.display}: header repeats column {duplicates[0]!r}")
     return header, delimiter
 
 

@@ -211,17 +211,37 @@ PANDERA_CHUNK_ROWS = 1_000_000
 
 
 def _pandera_rejects(context: RunContext, dataset: Dataset, typed: str, rejects: str) -> None:
-    """Run the dataset's pandera model over the typed rows; its failures become rejects."""
+    """Run the dataset's pandera model over the typed rows; its failures become rejects.
+
+    The rows come in chunks of one streamed result, not by `rowid` ranges: an input column
+    named `rowid` would stand in for DuckDB's and decide which rows are checked.
+    """
     con = context.con
     schema = _checked_part(dataset.schema)
-    columns = ", ".join(db.quote(c) for c in schema.columns)
-    total = db.scalar(con, f"SELECT count(*) FROM {typed}")
-    for start in range(0, total, PANDERA_CHUNK_ROWS):
-        frame = con.sql(
-            f"SELECT {columns}, source_file, source_row FROM {typed} WHERE rowid >= ? AND rowid < ?",
-            params=[start, start + PANDERA_CHUNK_ROWS],
-        ).pl()
-        _pandera_chunk(context, dataset, schema, frame, rejects)
+    columns = ", ".join(db.quote(c) for c in [*schema.columns, "source_file", "source_row"])
+    found: list[pl.DataFrame] = []
+    # The reader owns the connection until it is drained: failures are inserted after.
+    with con.sql(f"SELECT {columns} FROM {typed}").to_arrow_reader(batch_size=PANDERA_CHUNK_ROWS) as batches:
+        for batch in batches:
+            failures = _pandera_chunk(dataset, schema, pl.from_arrow(batch))
+            if failures is not None:
+                found.append(failures)
+    if found:
+        # Rows already rejected because a value did not fit its type: the null it became is
+        # not a second fault of the same column.
+        con.register("pandera_failures", pl.concat(found).to_arrow())
+        try:
+            con.execute(
+                f"""
+                INSERT INTO {rejects}
+                SELECT f.* FROM pandera_failures f
+                WHERE NOT EXISTS (SELECT 1 FROM {rejects} r WHERE r.source_file = f.source_file
+                                  AND r.source_row = f.source_row AND r."column" = f."column"
+                                  AND r.reason = 'invalid_type')
+                """
+            )
+        finally:
+            con.unregister("pandera_failures")
     _explain_rules(context, rejects)
 
 
@@ -240,13 +260,11 @@ def _checked_part(schema: pa.DataFrameSchema) -> pa.DataFrameSchema:
     )
 
 
-def _pandera_chunk(
-    context: RunContext, dataset: Dataset, schema: pa.DataFrameSchema, frame: pl.DataFrame, rejects: str
-) -> None:
-    con = context.con
+def _pandera_chunk(dataset: Dataset, schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.DataFrame | None:
+    """The reject rows of one chunk of typed rows (None when every row passes)."""
     try:
         schema.validate(frame, lazy=True)
-        return
+        return None
     except pa.errors.SchemaErrors as errors:
         failures = errors.failure_cases
     # A failure with no row is a check that crashed or a column of the wrong type: a bug in
@@ -292,7 +310,7 @@ def _pandera_chunk(
     located = located.with_columns(pl.col("check").cast(pl.Utf8)).join(
         row_values, on=["index", "check"], how="left"
     )
-    frame_rejects = located.select(
+    return located.select(
         pl.lit(dataset.name).alias("dataset"),
         "source_file",
         "source_row",
@@ -302,19 +320,6 @@ def _pandera_chunk(
         reason.alias("reason"),
         pl.format("failed {}", pl.col("check")).alias("detail"),
     )
-    # Rows already rejected because a value did not fit its type: the null it became is
-    # not a second fault of the same column.
-    con.register("pandera_failures", frame_rejects.to_arrow())
-    con.execute(
-        f"""
-        INSERT INTO {rejects}
-        SELECT f.* FROM pandera_failures f
-        WHERE NOT EXISTS (SELECT 1 FROM {rejects} r WHERE r.source_file = f.source_file
-                          AND r.source_row = f.source_row AND r."column" = f."column"
-                          AND r.reason = 'invalid_type')
-        """
-    )
-    con.unregister("pandera_failures")
 
 
 def _explain_rules(context: RunContext, rejects: str) -> None:
