@@ -138,6 +138,13 @@ def _text(column: exp.Expression, kind: str) -> exp.Expression:
 
 
 # Text forms accepted per declared type. A value matching none of them is `invalid_type`.
+# Timestamps: YYYY-MM-DD, then optionally T or a space and HH:MM[:SS[.fraction]], then
+# optionally an offset (Z, ±HH, ±HH:MM, ±HHMM; up to ±14:59), which may follow a space.
+_DATE = r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+_TIME = r"[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?"
+_OFFSET = r" ?(Z|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)"
+_NAIVE_TIMESTAMP = rf"^\s*{_DATE}({_TIME})?\s*$"
+_OFFSET_TIMESTAMP = rf"^\s*{_DATE}{_TIME}{_OFFSET}\s*$"
 _TEXT_PARSERS = {
     "BIGINT": "TRY_CAST(regexp_extract(:x, '^\\s*([+-]?[0-9]+)(\\.0*)?\\s*$', 1) AS BIGINT)",
     "DOUBLE": "CASE WHEN isfinite(TRY_CAST(trim(:x) AS DOUBLE)) THEN TRY_CAST(trim(:x) AS DOUBLE) END",
@@ -145,12 +152,13 @@ _TEXT_PARSERS = {
         "CASE WHEN lower(trim(:x)) IN ('true', 't', 'yes', 'y', '1') THEN true"
         " WHEN lower(trim(:x)) IN ('false', 'f', 'no', 'n', '0') THEN false END"
     ),
-    # An offset after the time (Z, +11, +11:00, +1100) makes an instant; no offset is a
-    # wall time in the naive time zone (UTC unless the config sets naive_timezone).
+    # An offset makes an instant; no offset is a wall time in the naive time zone (UTC
+    # unless the config sets naive_timezone). Year 0000 is not a year.
     "TIMESTAMPTZ": (
-        "CASE WHEN regexp_matches(trim(:x), '[0-9]{2}:[0-9]{2}(:[0-9]{2}(\\.[0-9]+)?)?\\s*(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$')"
-        " THEN TRY_CAST(trim(:x) AS TIMESTAMPTZ)"
-        " ELSE timezone(:tz, TRY_CAST(trim(:x) AS TIMESTAMP)) END"
+        f"CASE WHEN starts_with(trim(:x), '0000') THEN NULL"
+        f" WHEN regexp_matches(:x, '{_OFFSET_TIMESTAMP}')"
+        f" THEN TRY_CAST(regexp_replace(trim(:x), ' ([Z+-][0-9:]*)$', '\\1') AS TIMESTAMPTZ)"
+        f" WHEN regexp_matches(:x, '{_NAIVE_TIMESTAMP}') THEN timezone(:tz, TRY_CAST(trim(:x) AS TIMESTAMP)) END"
     ),
     # A JSON array, or a comma-separated string (blanks dropped).
     "VARCHAR[]": (
@@ -161,6 +169,12 @@ _TEXT_PARSERS = {
     "json": ":x",
     "VARCHAR": ":x",
 }
+# Timestamps are kept within years 1 to 9999 (what every later stage, Python's included,
+# can hold); infinity and year 0 are not instants. Applied to the converted value.
+_TIMESTAMP_RANGE = (
+    "CASE WHEN :t >= TIMESTAMPTZ '0001-01-01 00:00:00+00' AND :t <= TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'"
+    " THEN :t END"
+)
 # Where a row came from; always the last columns, in this order.
 PROVENANCE = ("source_file", "source_row", "source_parent_row")
 # Raw columns a reader adds besides the data: faults it found in a row's shape.
@@ -171,7 +185,7 @@ _TYPE_NAMES = {
     "BIGINT": "a whole number",
     "DOUBLE": "a number",
     "BOOLEAN": "true or false",
-    "TIMESTAMPTZ": "a timestamp (ISO 8601 or YYYY-MM-DD HH:MM:SS)",
+    "TIMESTAMPTZ": "a timestamp (YYYY-MM-DD, optional time HH:MM[:SS[.fraction]], optional offset)",
     "VARCHAR[]": "a list of text values (JSON array or comma-separated)",
     "json_object": "a JSON object",
     "json": "JSON",
@@ -393,6 +407,8 @@ def _typed_levels(dataset_name: str, raw_items: tuple[tuple[str, str], ...], tz:
         value = exp.cast(typed if typed is not None else exp.null(), target, copy=False)
         converted += [exp.alias_(value, name, quoted=True, copy=False), exp.alias_(raw.copy(), kept.name, quoted=True)]
         result = exp.column(name, quoted=True)
+        if target == "TIMESTAMPTZ":
+            result = _parse(_TIMESTAMP_RANGE, t=result)
         # The default fills a missing value, never one that did not fit (that is a reject).
         filled = result.copy() if default is None else exp.func("coalesce", result.copy(), fill)
         checked.append(exp.alias_(filled, name, quoted=True, copy=False))
