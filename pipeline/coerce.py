@@ -138,6 +138,7 @@ def _text(column: exp.Expression, kind: str) -> exp.Expression:
 
 
 # Text forms accepted per declared type. A value matching none of them is `invalid_type`.
+_NUMBER = r"^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$"
 # Timestamps: YYYY-MM-DD, then optionally T or a space and HH:MM[:SS[.fraction]], then
 # optionally an offset (Z, ±HH, ±HH:MM, ±HHMM; up to ±14:59), which may follow a space.
 _DATE = r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
@@ -147,7 +148,8 @@ _NAIVE_TIMESTAMP = rf"^\s*{_DATE}({_TIME})?\s*$"
 _OFFSET_TIMESTAMP = rf"^\s*{_DATE}{_TIME}{_OFFSET}\s*$"
 _TEXT_PARSERS = {
     "BIGINT": "TRY_CAST(regexp_extract(:x, '^\\s*([+-]?[0-9]+)(\\.0*)?\\s*$', 1) AS BIGINT)",
-    "DOUBLE": "CASE WHEN isfinite(TRY_CAST(trim(:x) AS DOUBLE)) THEN TRY_CAST(trim(:x) AS DOUBLE) END",
+    "DOUBLE": f"CASE WHEN regexp_matches(:x, '{_NUMBER}') AND isfinite(TRY_CAST(trim(:x) AS DOUBLE))"
+    " THEN TRY_CAST(trim(:x) AS DOUBLE) END",
     "BOOLEAN": (
         "CASE WHEN lower(trim(:x)) IN ('true', 't', 'yes', 'y', '1') THEN true"
         " WHEN lower(trim(:x)) IN ('false', 'f', 'no', 'n', '0') THEN false END"

@@ -346,3 +346,24 @@ def test_parquet_timestamps_without_zone_are_wall_times(input_dir, run_dir, arra
     assert_ok(validate(input_dir, run_dir, "--naive-timezone", "Australia/Melbourne"))
 
     assert read_validated(run_dir, "transactions")["transacted_at"].to_list() == [instant]
+
+
+@pytest.mark.parametrize("text", ["1_000", "1,000", "0x10", "1.5e", "12 34", "--1", "1e3.5"])
+def test_number_text_outside_plain_decimal_notation_is_invalid_type(input_dir, run_dir, text):
+    # DuckDB's DOUBLE cast reads "1_000" as 1000: a digit separator the CSV never meant.
+    write_csv(input_dir, "transactions.csv", [["external_id", "transacted_at", "total"], ["T1", "2026-01-01", text]])
+
+    assert_ok(validate(input_dir, run_dir))
+
+    (reject,) = read_rejects(run_dir, "transactions").rows(named=True)
+    assert (reject["column"], reject["reason"], reject["value"]) == ("total", "invalid_type", text)
+
+
+@pytest.mark.parametrize(("text", "number"), [(" 12.5 ", 12.5), ("-3", -3.0), ("+.5", 0.5), ("5.", 5.0), ("1e3", 1000.0),
+                                              ("-2.5E-2", -0.025)])
+def test_number_text_in_decimal_notation_is_read(input_dir, run_dir, text, number):
+    write_csv(input_dir, "transactions.csv", [["external_id", "transacted_at", "total"], ["T1", "2026-01-01", text]])
+
+    assert_ok(validate(input_dir, run_dir))
+
+    assert read_validated(run_dir, "transactions")["total"].to_list() == [number]
