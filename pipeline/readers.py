@@ -205,6 +205,7 @@ class Loader:
                                                    - length(ltrim(csv_line, chr(10) || chr(13)));
                 ALTER TABLE {rejects} ADD COLUMN blanks_before BIGINT DEFAULT 0"""
         )
+        _stop_at_unterminated_quote(self.con, source, rejects)
         positions = [r[0] for r in rows(self.con, f"SELECT DISTINCT record_start FROM {rejects}")]
         for position, count in _blank_lines_before(source.path, positions).items():
             if count:
@@ -648,6 +649,54 @@ def _line_batches(path: Path) -> Iterator[pa.RecordBatch]:
             yield pa.RecordBatch.from_arrays([numbers, lines.cast(pa.large_string())], schema=_LINE_SCHEMA)
             if not chunk:
                 return
+
+
+def _stop_at_unterminated_quote(con: duckdb.DuckDBPyConnection, source: SourceFile, rejects: str) -> None:
+    """Raise InputError when a quote that is never closed swallowed lines after its own.
+
+    DuckDB reads from such a quote to the end of the file as one broken record: the lines
+    after it vanished into one reject row. Which of them were meant as records cannot be
+    known, so the file cannot be read; an unclosed quote on the last line is just that
+    record's fault (a malformed_row reject).
+    """
+    found = rows(
+        con,
+        f"""SELECT record_start, column_name FROM {rejects}
+            WHERE error_message ILIKE '%unterminated quote%' ORDER BY record_start LIMIT 1""",
+    )
+    if not found:
+        return
+    position, column = found[0]
+    line, later = _lines_around(source.path, position)
+    if later:
+        raise InputError(
+            f"{source.display}: line {line}: a quote opened in column {column!r} is never closed, so the "
+            f"{later} line{'s' if later > 1 else ''} after it cannot be read (fix the quoting and re-export)"
+        )
+
+
+def _lines_around(path: Path, position: int) -> tuple[int, int]:
+    """The line (1-based) holding byte `position` of the (decompressed) file, and how many
+    lines follow that line. One streaming pass, counting newlines in C."""
+    before = after = 0
+    offset, line_end = 0, None
+    with _open_bytes(path) as handle:
+        while chunk := handle.read(8 * 2**20):
+            start = max(0, position - offset)
+            if line_end is None:
+                before += chunk.count(b"\n", 0, min(len(chunk), start))
+                end = chunk.find(b"\n", start) if start < len(chunk) else -1
+                if end >= 0:
+                    line_end = offset + end
+                    after += chunk.count(b"\n", end + 1)
+                    last = chunk[-1:]
+            else:
+                after += chunk.count(b"\n")
+                last = chunk[-1:]
+            offset += len(chunk)
+    if line_end is not None and offset > line_end + 1 and last != b"\n":
+        after += 1  # a last line without its newline
+    return before + 1, after
 
 
 def _blank_lines_before(path: Path, positions: list[int]) -> dict[int, int]:

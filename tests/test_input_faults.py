@@ -10,9 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import Result
 
-from conftest import validate, write_file
+from conftest import assert_ok, read_rejects, read_validated, reasons_by_row, validate, write_file
 
 
 def assert_unreadable(result: Result, run_dir: Path, names: str, fault: str) -> None:
@@ -153,3 +154,34 @@ def test_without_debug_the_same_fault_is_one_line(input_dir, run_dir):
     lines = [line for line in completed.stderr.splitlines() if not line.startswith("hint: ")]
     assert lines == [line for line in lines if line.startswith("error: profiles.csv: ")]
     assert len(lines) == 1
+
+
+def test_unterminated_quote_that_swallows_later_lines_stops_naming_the_line(input_dir, run_dir):
+    # DuckDB reads from the open quote to the end of the file as one broken record, so
+    # p3 and p4 were lost without a fault.
+    write_file(input_dir, "profiles.csv", 'id,first_name\np1,Ann\np2,"Bo\np3,Cy\np4,Di\n')
+
+    result = validate(input_dir, run_dir)
+
+    assert_unreadable(result, run_dir, "profiles.csv", "line 3: a quote opened in column 'first_name' is never closed")
+    assert "the 2 lines after it cannot be read" in result.stderr
+
+
+def test_unterminated_quote_in_a_large_gzip_file_counts_every_lost_line(input_dir, run_dir):
+    lines = ["id,first_name", "p1,Ann", '"p2,Bo'] + [f"p{n},Name{n}" for n in range(3, 100_003)]
+    write_file(input_dir, "profiles.csv.gz", gzip.compress(("\n".join(lines)).encode()))
+
+    result = validate(input_dir, run_dir)
+
+    assert_unreadable(result, run_dir, "profiles.csv.gz", "line 3: a quote opened in column 'id' is never closed")
+    assert "the 100000 lines after it cannot be read" in result.stderr
+
+
+@pytest.mark.parametrize("ending", ["\n", ""], ids=["newline", "no-newline"])
+def test_unterminated_quote_on_the_last_line_is_that_rows_fault(input_dir, run_dir, ending):
+    write_file(input_dir, "profiles.csv", 'id,first_name\np1,Ann\n\np3,"Cy' + ending)
+
+    assert_ok(validate(input_dir, run_dir))
+
+    assert reasons_by_row(read_rejects(run_dir, "profiles")) == {2: {"malformed_row"}}
+    assert read_validated(run_dir, "profiles")["id"].to_list() == ["p1"]
