@@ -185,3 +185,22 @@ def test_unterminated_quote_on_the_last_line_is_that_rows_fault(input_dir, run_d
 
     assert reasons_by_row(read_rejects(run_dir, "profiles")) == {2: {"malformed_row"}}
     assert read_validated(run_dir, "profiles")["id"].to_list() == ["p1"]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "name"),
+    [("utf-16", "UTF-16"), ("utf-16-le", "UTF-16"), ("utf-16-be", "UTF-16"), ("utf-32", "UTF-32")],
+)
+def test_utf16_or_utf32_file_is_named_with_the_fix(input_dir, run_dir, encoding, name):
+    # Excel's "Unicode text" and PowerShell's Out-File write UTF-16; without a BOM too.
+    write_file(input_dir, "profiles.csv", "id,first_name\np1,José\n".encode(encoding))
+
+    result = validate(input_dir, run_dir)
+
+    assert_unreadable(result, run_dir, "profiles.csv", f"{name} text, not UTF-8; re-export the file as UTF-8")
+
+
+def test_utf16_inside_gzip_is_named_too(input_dir, run_dir):
+    write_file(input_dir, "profiles.ndjson.gz", gzip.compress('{"id": "p1"}\n'.encode("utf-16")))
+
+    assert_unreadable(validate(input_dir, run_dir), run_dir, "profiles.ndjson.gz", "UTF-16 text")
