@@ -205,13 +205,13 @@ class Loader:
                                                    - length(ltrim(csv_line, chr(10) || chr(13)));
                 ALTER TABLE {rejects} ADD COLUMN blanks_before BIGINT DEFAULT 0"""
         )
-        _stop_at_unterminated_quote(self.con, source, rejects)
         positions = [r[0] for r in rows(self.con, f"SELECT DISTINCT record_start FROM {rejects}")]
         for position, count in _blank_lines_before(source.path, positions).items():
             if count:
                 self.con.execute(
                     f"UPDATE {rejects} SET blanks_before = ? WHERE record_start = ?", [count, position]
                 )
+        _stop_at_unterminated_quote(self.con, source, rejects, f"{table}_ord")
         self.con.execute(
             f"""
             CREATE TEMP TABLE {malformed} AS
@@ -651,18 +651,21 @@ def _line_batches(path: Path) -> Iterator[pa.RecordBatch]:
                 return
 
 
-def _stop_at_unterminated_quote(con: duckdb.DuckDBPyConnection, source: SourceFile, rejects: str) -> None:
+def _stop_at_unterminated_quote(con: duckdb.DuckDBPyConnection, source: SourceFile, rejects: str, good: str) -> None:
     """Raise InputError when a quote that is never closed swallowed lines after its own.
 
-    DuckDB reads from such a quote to the end of the file as one broken record: the lines
-    after it vanished into one reject row. Which of them were meant as records cannot be
-    known, so the file cannot be read; an unclosed quote on the last line is just that
-    record's fault (a malformed_row reject).
+    DuckDB then reads from the quote to the end of the file as one broken record, the last
+    one it yields: the lines after it vanished into one reject row. Which of them were
+    meant as records cannot be known, so the file cannot be read. (DuckDB says
+    "unterminated quote" for a stray quote too, but then goes on reading the next record;
+    and an unclosed quote on the last line is just that record's fault.)
     """
     found = rows(
         con,
         f"""SELECT record_start, column_name FROM {rejects}
-            WHERE error_message ILIKE '%unterminated quote%' ORDER BY record_start LIMIT 1""",
+            WHERE error_message ILIKE '%unterminated quote%'
+              AND line - 1 - blanks_before = (SELECT count(*) FROM {good})
+                                             + (SELECT count(DISTINCT line) FROM {rejects})""",
     )
     if not found:
         return

@@ -204,3 +204,13 @@ def test_utf16_inside_gzip_is_named_too(input_dir, run_dir):
     write_file(input_dir, "profiles.ndjson.gz", gzip.compress('{"id": "p1"}\n'.encode("utf-16")))
 
     assert_unreadable(validate(input_dir, run_dir), run_dir, "profiles.ndjson.gz", "UTF-16 text")
+
+
+def test_stray_quote_after_a_value_over_two_lines_stops_nothing(input_dir, run_dir):
+    # DuckDB calls this an "unterminated quote" too, but reads on from the next record.
+    write_file(input_dir, "profiles.csv", 'id,first_name,last_name\np1,"two\nlines"junk,x\np2,Bo,Y\np3,Cy,Z\n')
+
+    assert_ok(validate(input_dir, run_dir))
+
+    assert reasons_by_row(read_rejects(run_dir, "profiles")) == {1: {"malformed_row"}}
+    assert read_validated(run_dir, "profiles")["id"].to_list() == ["p2", "p3"]
