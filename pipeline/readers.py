@@ -370,17 +370,34 @@ class Loader:
     def _objects_to_table(
         self, source: SourceFile, lines: str, table: str, malformed: str, implied: tuple[str, ...] = ()
     ) -> dict:
-        """Spread JSON object lines into columns, one per key; other lines are malformed."""
+        """Spread JSON object lines into columns, one per key; other lines are malformed.
+
+        An object that repeats a key is malformed too: DuckDB reads the first value, most
+        JSON readers (Python, JavaScript) the last, so no reading of it is safe.
+        """
+        parsed = self._name("parsed")
+        self.con.execute(
+            f"""
+            CREATE TEMP TABLE {parsed} AS
+            SELECT source_row, line, doc,
+                   CASE WHEN doc IS NULL THEN 'the line is not valid JSON'
+                        WHEN json_type(doc) <> 'OBJECT' THEN 'the line is JSON but not an object'
+                        WHEN len(keys) <> len(list_distinct(keys))
+                        THEN 'the object repeats the key ' || array_to_string(list_transform(
+                            list_filter(list_distinct(keys), lambda k: len(list_filter(keys, lambda j: j = k)) > 1),
+                            lambda k: to_json(k)::VARCHAR), ', ')
+                   END AS fault
+            FROM (SELECT source_row, line, doc, CASE WHEN json_type(doc) = 'OBJECT' THEN json_keys(doc) END AS keys
+                  FROM (SELECT source_row, line, TRY_CAST(line AS JSON) AS doc FROM {lines}))
+            """
+        )
         self.con.execute(
             f"""
             CREATE TEMP TABLE {malformed} AS
             SELECT ? AS source_file, source_row, '' AS "column",
                    'json_object' AS "check", left(line, 500) AS value,
-                   'malformed_json' AS reason,
-                   CASE WHEN json_valid(line) THEN 'the line is JSON but not an object'
-                        ELSE 'the line is not valid JSON' END AS detail
-            FROM {lines}
-            WHERE coalesce(json_type(TRY_CAST(line AS JSON)), '') <> 'OBJECT'
+                   'malformed_json' AS reason, fault AS detail
+            FROM {parsed} WHERE fault IS NOT NULL
             """,
             [source.display],
         )
@@ -388,8 +405,8 @@ class Loader:
         self.con.execute(
             f"""
             CREATE TEMP TABLE {objects} AS
-            SELECT source_row, line::JSON AS doc FROM {lines}
-            WHERE json_type(TRY_CAST(line AS JSON)) = 'OBJECT'
+            SELECT source_row, doc FROM {parsed} WHERE fault IS NULL;
+            DROP TABLE {parsed}
             """
         )
         self.con.execute(f"DROP TABLE {lines}")

@@ -99,3 +99,18 @@ def test_lines_across_read_chunks_keep_their_numbers(input_dir, run_dir, monkeyp
     rows, reasons = rows_and_reasons(run_dir)
     assert rows == {f"p{n}": n for n in range(1, 40)}
     assert reasons == {}
+
+
+@pytest.mark.parametrize("name", ["profiles.ndjson", "profiles.json"])
+def test_object_that_repeats_a_key_is_malformed_json(input_dir, run_dir, name):
+    # DuckDB reads the first "id", Python and JavaScript the last: no reading is safe.
+    objects = ['{"id": "p1"}', '{"id": "p2", "email": "a@x", "id": "p9"}', '{"id": "p3", "x": {"y": 1, "y": 2}}']
+    content = "\n".join(objects) + "\n" if name.endswith("ndjson") else '{"data": [' + ", ".join(objects) + "]}"
+    write_file(input_dir, name, content)
+
+    assert_ok(validate(input_dir, run_dir))
+
+    rows, reasons = rows_and_reasons(run_dir)
+    assert rows == {"p1": 1, "p3": 3}  # a key repeated deeper inside a value is not looked at
+    assert reasons == {2: {"malformed_json"}}
+    assert read_rejects(run_dir, "profiles")["detail"].to_list() == ['the object repeats the key "id"']
