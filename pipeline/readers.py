@@ -227,7 +227,27 @@ class Loader:
             [source.display],
         )
         self._renumber(f"{table}_ord", table, malformed, source.display)
+        self._reject_repeated_header(table, malformed, header, delimiter)
         return {}
+
+    def _reject_repeated_header(self, table: str, malformed: str, header: list[str], delimiter: str) -> None:
+        """A row that is the header again (parts joined with `cat`, perhaps with a BOM) is no
+        record: read as one, a profile `id` of "id" would be issued benefits."""
+        same = " AND ".join(
+            f"ltrim(trim({quote(_input_name(name))}), chr(65279)) = {literal(name)}" for name in header
+        )
+        if not scalar(self.con, f"SELECT count(*) FROM {table} WHERE {same}"):
+            return
+        self.con.execute(
+            f"""
+            INSERT INTO {malformed}
+            SELECT source_file, source_row, '', 'repeated_header', left(?, 500), 'malformed_row',
+                   'the header row again, inside the file (files joined together?)'
+            FROM {table} WHERE {same}
+            """,
+            [delimiter.join(header)],
+        )
+        self.con.execute(f"DELETE FROM {table} WHERE {same}")
 
     def _renumber(self, ordered: str, table: str, malformed: str, display: str) -> None:
         """Turn the k-th good record's ordinal into its data row, skipping malformed rows.

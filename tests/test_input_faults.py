@@ -214,3 +214,17 @@ def test_stray_quote_after_a_value_over_two_lines_stops_nothing(input_dir, run_d
 
     assert reasons_by_row(read_rejects(run_dir, "profiles")) == {1: {"malformed_row"}}
     assert read_validated(run_dir, "profiles")["id"].to_list() == ["p2", "p3"]
+
+
+@pytest.mark.parametrize("bom", ["", "\ufeff"], ids=["plain", "with-bom"])
+def test_header_repeated_inside_the_file_is_no_record(input_dir, run_dir, bom):
+    # `cat profiles-1.csv profiles-2.csv`: read as a record, the second header was a
+    # profile whose id is "id".
+    write_file(input_dir, "profiles.csv", f"id,email\np1,a@x\n{bom}id,email\np2,b@x\n")
+
+    assert_ok(validate(input_dir, run_dir))
+
+    (reject,) = read_rejects(run_dir, "profiles").rows(named=True)
+    assert (reject["source_row"], reject["check"], reject["reason"], reject["value"]) == (
+        2, "repeated_header", "malformed_row", "id,email")
+    assert read_validated(run_dir, "profiles").select("id", "source_row").rows() == [("p1", 1), ("p2", 3)]
