@@ -91,28 +91,54 @@ def _stem(path: Path) -> str:
 
 
 def discover(input_dir: Path, dataset: str) -> list[SourceFile]:
-    """The files of `dataset` in `input_dir`: `<name>.<ext>`, `<name>-*.<ext>`, or `<name>/`."""
+    """The files of `dataset` in `input_dir`: `<name>.<ext>`, `<name>-*.<ext>`, or `<name>/`.
+
+    Names match in any letter case (`Profiles.CSV`). A file that is named for the dataset
+    but has no format this reads (`profiles.tsv`, `profiles.csv.zst`) stops the run rather
+    than being skipped: its rows would silently be missing. Hidden files are skipped.
+    """
     if not input_dir.exists():
         raise InputError(f"{input_dir}: input folder does not exist")
     if not input_dir.is_dir():
         raise InputError(f"{input_dir}: --input must be a folder of export files")
     found: list[SourceFile] = []
     for path in sorted(input_dir.iterdir()):
+        if path.name.startswith("."):
+            continue
         fmt = _format_of(path)
-        if path.is_file() and fmt:
-            stem = _stem(path)
-            if stem == dataset or stem.startswith(f"{dataset}-"):
-                found.append(SourceFile(dataset, path, path.name, fmt))
-        elif path.is_dir() and path.name == dataset:
-            parts = [
-                SourceFile(dataset, part, f"{path.name}/{part.relative_to(path)}", _format_of(part))
-                for part in sorted(path.rglob("*"))
-                if part.is_file() and _format_of(part) and not part.name.startswith(".")
-            ]
+        if path.is_file():
+            stem = (_stem(path) if fmt else path.name).lower()
+            if not (stem == dataset or stem.startswith(f"{dataset}-") or (not fmt and stem.startswith(f"{dataset}."))):
+                continue
+            if not fmt:
+                raise InputError(_unreadable_format(path.name))
+            found.append(SourceFile(dataset, path, path.name, fmt))
+        elif path.is_dir() and path.name.lower() == dataset:
+            parts = []
+            for part in sorted(path.rglob("*")):
+                if not part.is_file() or any(p.startswith((".", "_")) for p in part.relative_to(path).parts):
+                    continue  # hidden files, Spark's _SUCCESS and _committed_* markers
+                display = f"{path.name}/{part.relative_to(path)}"
+                if _format_of(part):
+                    parts.append(SourceFile(dataset, part, display, _format_of(part)))
+                elif _looks_like_data(part.name):
+                    raise InputError(_unreadable_format(display))
             if not parts:
-                raise InputError(f"{input_dir / dataset}/: folder has no data files ({_known_suffixes()})")
+                raise InputError(f"{input_dir / path.name}/: folder has no data files ({_known_suffixes()})")
             found.extend(parts)
     return found
+
+
+def _looks_like_data(name: str) -> bool:
+    """A name with a data format inside it (`part-0.csv.zst`, `part-0.parquet.gz`)."""
+    return any(f"{suffix}." in name.lower() for suffix in FORMATS if not suffix.endswith(".gz"))
+
+
+def _unreadable_format(display: str) -> str:
+    return (
+        f"{display}: named like a dataset file but not a format omneo-bulk reads ({_known_suffixes()}); "
+        "convert it, or move it out of the input folder"
+    )
 
 
 def _known_suffixes() -> str:

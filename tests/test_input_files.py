@@ -68,3 +68,50 @@ def test_suffixes_are_read_in_any_letter_case(input_dir, run_dir, name):
     assert_ok(validate(input_dir, run_dir))
 
     assert read_validated(run_dir, "profiles")["id"].to_list() == ["p1"]
+
+
+@pytest.mark.parametrize("name", ["Profiles.csv", "PROFILES-2026.CSV", "profiles-Part1.Parquet"])
+def test_dataset_names_match_in_any_letter_case(input_dir, run_dir, name):
+    # An optional dataset spelled Transactions.csv was silently not read at all.
+    if name.lower().endswith(".parquet"):
+        pl.DataFrame({"id": ["p1"]}).write_parquet(input_dir / name)
+    else:
+        write_csv(input_dir, name, [["id"], ["p1"]])
+
+    assert_ok(validate(input_dir, run_dir))
+
+    assert read_validated(run_dir, "profiles").select("id", "source_file").rows() == [("p1", name)]
+
+
+def test_dataset_folder_matches_in_any_letter_case(input_dir, run_dir):
+    write_csv(input_dir, "Profiles/part-0.csv", [["id"], ["p1"]])
+
+    assert_ok(validate(input_dir, run_dir))
+
+    assert read_validated(run_dir, "profiles")["source_file"].to_list() == ["Profiles/part-0.csv"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["profiles.tsv", "profiles.csv.zst", "profiles.csv.bz2", "transactions-2026.xlsx", "profiles.parquet.gz",
+     "profiles/part-1.csv.zst", "profiles/sub/part-2.parquet.snappy"],
+)
+def test_file_named_for_a_dataset_in_a_format_not_read_stops_the_run(input_dir, run_dir, name):
+    # It was silently skipped: its rows were simply missing from the night's run.
+    write_csv(input_dir, "profiles/part-0.csv" if name.startswith("profiles/") else "profiles.csv", [["id"], ["p1"]])
+    write_file(input_dir, name, b"PK\x03\x04 not read")
+
+    from test_input_faults import assert_unreadable
+
+    assert_unreadable(validate(input_dir, run_dir), run_dir, name, "not a format omneo-bulk reads")
+
+
+def test_other_files_and_spark_markers_are_still_ignored(input_dir, run_dir):
+    write_csv(input_dir, "profiles/part-0.csv", [["id"], ["p1"]])
+    for name in ["profiles/_SUCCESS", "profiles/.part-0.csv.crc", "profiles/_committed_123", "README.md",
+                 "campaigns.toml", ".profiles.csv.swp", "profiles_backup.txt", "notes-profiles.csv"]:
+        write_file(input_dir, name, "ignored\n")
+
+    assert_ok(validate(input_dir, run_dir))
+
+    assert [e["path"] for e in read_manifest(run_dir)["inputs"]] == ["profiles/part-0.csv"]
