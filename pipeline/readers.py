@@ -172,11 +172,15 @@ class Loader:
         self.con = con
         self._names = itertools.count(1)
         self._views: set[str] = set()
+        self._under: dict[str, str] = {}  # a view → the table or view it reads
 
     def release(self, file: LoadedFile) -> None:
         """Drop what loading a file created, once its rows have been used."""
-        kind = "VIEW" if file.table in self._views else "TABLE"
-        self.con.execute(f"DROP {kind} IF EXISTS {file.table}; DROP TABLE IF EXISTS {file.malformed}")
+        for table in (file.table, self._under.pop(file.table, None)):
+            if table is not None:
+                kind = "VIEW" if table in self._views else "TABLE"
+                self.con.execute(f"DROP {kind} IF EXISTS {table}")
+        self.con.execute(f"DROP TABLE IF EXISTS {file.malformed}")
 
     def _name(self, prefix: str) -> str:
         return f"{prefix}_{next(self._names)}"
@@ -193,6 +197,9 @@ class Loader:
         }[source.format]
         try:
             nested = reader(source, table, malformed)
+            spec = NESTED.get(source.dataset)
+            if spec and source.format in ("csv", "parquet") and spec[0] in self._columns(table):
+                nested = {spec[1]: self._split_column(source, table, *spec)}
         except duckdb.Error as error:
             raise InputError(f"{source.display}: cannot be read ({_first_line(error)})") from None
         return LoadedFile(source, sha256, table, malformed, self.rows_read(table, malformed), nested)
@@ -513,6 +520,49 @@ class Loader:
                 ORDER BY source_row""",
             [display],
         )
+
+    def _split_column(self, source: SourceFile, table: str, field: str, dataset: str, parent_key: str) -> tuple[str, str]:
+        """Split a CSV or Parquet column of nested lists (redemptions' `items`: JSON text, or
+        a Parquet list of structs) into rows of `dataset`, as a JSON file's would be.
+
+        The file's table is renamed beneath a view that adds `_load_errors`, so that a value
+        that is not a list rejects its redemption instead of losing its items.
+        """
+        column = quote(field)
+        kind = {row[0]: row[1] for row in rows(self.con, f"DESCRIBE {table}")}[field]
+        document = f"TRY_CAST({column} AS JSON)" if kind == "VARCHAR" else f"to_json({column})"
+        rows_table = f"{table}_rows"
+        kind_of_table = "VIEW" if table in self._views else "TABLE"
+        self.con.execute(f"ALTER {kind_of_table} {table} RENAME TO {rows_table}")
+        if table in self._views:
+            self._views.discard(table)
+            self._views.add(rows_table)
+        got = f"coalesce('a JSON ' || lower(json_type({document})), 'text that is not JSON')"
+        self.con.execute(
+            f"""
+            CREATE TEMP VIEW {table} AS
+            SELECT *, CASE WHEN {column} IS NOT NULL AND coalesce(json_type({document}), '') <> 'ARRAY'
+                      THEN [struct_pack("column" := {literal(field)},
+                                        value := left(CAST({column} AS VARCHAR), 500),
+                                        expected := 'a list (JSON array) of items', got := {got})]
+                      ELSE CAST([] AS {CAST_ERROR_TYPE}) END AS {LOAD_ERRORS}
+            FROM {rows_table}
+            """
+        )
+        self._views.add(table)
+        self._under[table] = rows_table
+        objects = self._name("objects")
+        self.con.execute(
+            f"""
+            CREATE TEMP TABLE {objects} AS
+            SELECT source_row, json_object('id', to_json({quote(_input_name("id"))}), {literal(field)}, {document}) AS doc
+            FROM {rows_table} WHERE json_type({document}) = 'ARRAY'
+            """
+        )
+        try:
+            return self._split_nested(source, objects, field, dataset, parent_key)
+        finally:
+            self.con.execute(f"DROP TABLE {objects}")
 
     def _split_nested(
         self, source: SourceFile, objects: str, field: str, dataset: str, parent_key: str

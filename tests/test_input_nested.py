@@ -68,3 +68,52 @@ def test_ndjson_redemption_items_object_is_rejected_too(input_dir, run_dir):
     assert_ok(validate(input_dir, run_dir))
 
     assert reasons_by_row(read_rejects(run_dir, "redemptions")) == {1: {"invalid_type"}}
+
+
+def test_parquet_items_list_of_structs_become_redemption_items(input_dir, run_dir):
+    # A data-lake export of the API's redemptions keeps items nested; they were kept as an
+    # extra column and never became redemption_items.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    item = pa.struct([("type", pa.string()), ("item_id", pa.int64()), ("count", pa.int64())])
+    pq.write_table(
+        pa.table({
+            "id": [1, 2, 3],
+            "profile_id": ["p1", "p2", "p3"],
+            "created_at": ["2026-01-01"] * 3,
+            "items": pa.array([[{"type": "benefit", "item_id": 5, "count": 2}], None,
+                               [{"type": "reward", "item_id": 6, "count": None}, {"type": "point", "item_id": 7,
+                                                                                  "count": 1}]], pa.list_(item)),
+        }),
+        input_dir / "redemptions.parquet",
+    )
+
+    assert_ok(validate(input_dir, run_dir))
+
+    assert read_validated(run_dir, "redemptions")["id"].to_list() == [1, 2, 3]
+    items = read_validated(run_dir, "redemption_items")
+    assert items.select("redemption_id", "type", "item_id", "count", "source_row", "source_parent_row").rows() == [
+        (1, "benefit", 5, 2, 1, 1), (3, "reward", 6, 1, 2, 3), (3, "point", 7, 1, 3, 3)]
+
+
+def test_csv_items_column_of_json_text_becomes_redemption_items(input_dir, run_dir):
+    write_file(
+        input_dir,
+        "redemptions.csv",
+        "id,profile_id,created_at,items\n"
+        '1,p1,2026-01-01,"[{""type"": ""benefit"", ""item_id"": 5}]"\n'
+        '2,p2,2026-01-01,"{""type"": ""benefit"", ""item_id"": 6}"\n'
+        "3,p3,2026-01-01,not json\n"
+        "4,p4,2026-01-01,\n",
+    )
+
+    assert_ok(validate(input_dir, run_dir))
+
+    assert read_validated(run_dir, "redemptions")["id"].to_list() == [1, 4]
+    rejects = read_rejects(run_dir, "redemptions")
+    assert rejects.select("source_row", "column", "reason").rows() == [(2, "items", "invalid_type"),
+                                                                       (3, "items", "invalid_type")]
+    assert rejects["detail"].to_list() == ["expected a list (JSON array) of items, got a JSON object",
+                                           "expected a list (JSON array) of items, got text that is not JSON"]
+    assert read_validated(run_dir, "redemption_items").select("redemption_id", "item_id").rows() == [(1, 5)]
