@@ -46,6 +46,8 @@ FORMATS = {
     ".json.gz": "json",
 }
 CSV_DELIMITERS = (",", ";", "\t", "|")
+# The longest CSV record read (DuckDB's default is 2 MB: a big `attributes` object is more).
+MAX_CSV_RECORD = 64 * 2**20
 # The largest single JSON document DuckDB is asked to parse (an API list file).
 MAX_JSON_DOCUMENT = 2**31 - 1
 # Nested lists in a JSON source that are split out into their own dataset.
@@ -219,16 +221,30 @@ class Loader:
         _require_columns(source, header)
         rejects, scans = self._name("csv_rejects"), self._name("csv_scans")
         columns = {_input_name(name): "VARCHAR" for name in header}
-        self.con.execute(
-            f"""
-            CREATE TEMP TABLE {table}_ord AS
-            SELECT * EXCLUDE (ordinality), ordinality AS _ordinal
-            FROM read_csv(?, columns = ?, header = true, delim = ?, quote = '"', escape = '"',
-                          auto_detect = false, strict_mode = true, store_rejects = true,
-                          rejects_table = ?, rejects_scan = ?, compression = ?) WITH ORDINALITY
-            """,
-            [_duckdb_path(source.path), columns, delimiter, rejects, scans, _compression(source.path)],
-        )
+        try:
+            self.con.execute(
+                f"""
+                CREATE TEMP TABLE {table}_ord AS
+                SELECT * EXCLUDE (ordinality), ordinality AS _ordinal
+                FROM read_csv(?, columns = ?, header = true, delim = ?, quote = '"', escape = '"',
+                              auto_detect = false, strict_mode = true, store_rejects = true,
+                              rejects_table = ?, rejects_scan = ?, compression = ?,
+                              max_line_size = ?) WITH ORDINALITY
+                """,
+                [_duckdb_path(source.path), columns, delimiter, rejects, scans, _compression(source.path),
+                 MAX_CSV_RECORD],
+            )
+        except duckdb.InvalidInputException:
+            # DuckDB's strict parser gives up on a file whose lines end both in CRLF and LF
+            # ("state machine reached an invalid state"): say which line, if that is it.
+            other = _first_other_line_ending(source.path)
+            if other:
+                line, ending, first = other
+                raise InputError(
+                    f"{source.display}: line {line} ends in {ending} but line 1 in {first}: mixed line "
+                    "endings; re-export the file with one kind"
+                ) from None
+            raise
         # reject_errors.line counts records with the header as 1, so data row = line - 1,
         # except that it also counts blank lines, which the row stream skips.
         # csv_line starts with the blank lines before the record; the record starts after them.
@@ -762,6 +778,24 @@ def _line_batches(path: Path) -> Iterator[pa.RecordBatch]:
             yield pa.RecordBatch.from_arrays([numbers, lines.cast(pa.large_string())], schema=_LINE_SCHEMA)
             if not chunk:
                 return
+
+
+def _first_other_line_ending(path: Path) -> tuple[int, str, str] | None:
+    """(line, its ending, line 1's ending) for the first line not ending like line 1 (CRLF
+    vs LF), or None when all end alike. A streaming scan, run only after DuckDB failed."""
+    line, first, after_cr = 0, None, False
+    with _open_bytes(path) as handle:
+        while chunk := handle.read(8 * 2**20):
+            for match in re.finditer(rb"\n", chunk):
+                at = match.start()
+                line += 1
+                ending = "CRLF" if (chunk[at - 1 : at] == b"\r" if at else after_cr) else "LF"
+                if first is None:
+                    first = ending
+                elif ending != first:
+                    return line, ending, first
+            after_cr = chunk.endswith(b"\r")
+    return None
 
 
 def _stop_at_unterminated_quote(con: duckdb.DuckDBPyConnection, source: SourceFile, rejects: str, good: str) -> None:

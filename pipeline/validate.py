@@ -12,13 +12,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import pandera.polars as pa
 import polars as pl
 
 from pipeline import db
 from pipeline.coerce import typed_select
 from pipeline.context import PARQUET, RunContext
-from pipeline.errors import ConfigError, RejectRatioExceeded
+from pipeline.errors import ConfigError, InputError, RejectRatioExceeded
 from pipeline.readers import LoadedFile, Loader, SourceFile, discover, require
 from schemas import DATASETS, Dataset
 from schemas._common import IANA_TIMEZONES
@@ -161,7 +162,12 @@ def _validate_dataset(
                 f"INSERT INTO {rejects} SELECT ?, source_file, source_row, \"column\", \"check\", value, reason, detail FROM {file.malformed}",
                 [name],
             )
-        con.execute(f"CREATE OR REPLACE TABLE {typed} AS " + " UNION ALL BY NAME ".join(selects))
+        try:
+            con.execute(f"CREATE OR REPLACE TABLE {typed} AS " + " UNION ALL BY NAME ".join(selects))
+        except duckdb.Error as error:
+            # A Parquet file is read here, not when it was found: a damaged page, or text
+            # that is not UTF-8, surfaces now. It is the file's fault, named as such.
+            raise _unreadable(error, files) from None
         for view in groups:
             con.execute(f"DROP VIEW {view}")
         for file in files:
@@ -211,6 +217,17 @@ def _validate_dataset(
                 name, display, file.sha256, file.rows_read, accepted.get(display, 0), rejected.get(display, 0)
             )
         )
+
+
+def _unreadable(error: Exception, files: list[LoadedFile]) -> InputError:
+    """The InputError for a DuckDB error met while reading `files`, naming the file it cites."""
+    message = str(error).strip().splitlines()[0]
+    for file in files:
+        path = str(file.source.path.absolute())
+        if path in message:
+            return InputError(f"{file.source.display}: cannot be read ({message.replace(path, file.source.display)})")
+    names = ", ".join(file.source.display for file in files)
+    return InputError(f"{names}: cannot be read ({message})")
 
 
 # Rows handed to pandera at a time: bounds polars' memory whatever the dataset's size.

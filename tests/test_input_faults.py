@@ -6,14 +6,26 @@ No traceback unless --debug, and no manifest for a run that validated nothing.
 from __future__ import annotations
 
 import gzip
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from click.testing import Result
 
-from conftest import assert_ok, read_rejects, read_validated, reasons_by_row, validate, write_file
+from conftest import (
+    assert_ok,
+    read_manifest,
+    read_rejects,
+    read_validated,
+    reasons_by_row,
+    validate,
+    write_csv,
+    write_file,
+)
 
 
 def assert_unreadable(result: Result, run_dir: Path, names: str, fault: str) -> None:
@@ -228,3 +240,61 @@ def test_header_repeated_inside_the_file_is_no_record(input_dir, run_dir, bom):
     assert (reject["source_row"], reject["check"], reject["reason"], reject["value"]) == (
         2, "repeated_header", "malformed_row", "id,email")
     assert read_validated(run_dir, "profiles").select("id", "source_row").rows() == [("p1", 1), ("p2", 3)]
+
+
+def test_csv_record_over_two_megabytes_is_read(input_dir, run_dir):
+    # DuckDB's default maximum line size (2 MB) rejected a valid record with a big
+    # attributes object as a malformed row.
+    attributes = json.dumps({"notes": "n" * (3 * 2**20)})
+    write_csv(input_dir, "profiles.csv", [["id", "attributes"], ["p1", attributes], ["p2", "{}"]])
+
+    assert_ok(validate(input_dir, run_dir))
+
+    assert read_rejects(run_dir, "profiles").height == 0
+    assert read_validated(run_dir, "profiles")["attributes"].to_list() == [attributes, "{}"]
+
+
+@pytest.mark.parametrize("crlf_first", [True, False], ids=["crlf-then-lf", "lf-then-crlf"])
+def test_csv_with_mixed_line_endings_stops_naming_the_line(input_dir, run_dir, crlf_first):
+    # DuckDB's strict parser gave up with "state machine reached an invalid state".
+    first, then = ("\r\n", "\n") if crlf_first else ("\n", "\r\n")
+    rows = ["id,first_name"] + [f"p{n},N{n}" for n in range(1, 6)]
+    write_file(input_dir, "profiles.csv", first.join(rows[:3]) + first + then.join(rows[3:]) + then)
+
+    result = validate(input_dir, run_dir)
+
+    other, one = ("LF", "CRLF") if crlf_first else ("CRLF", "LF")
+    assert_unreadable(result, run_dir, "profiles.csv", f"line 4 ends in {other} but line 1 in {one}: mixed line endings")
+
+
+def test_parquet_file_with_damaged_data_stops_naming_it(input_dir, run_dir):
+    # The footer is sound, so the file is found and described; its pages are read later.
+    pq.write_table(pa.table({"id": [f"p{n}" for n in range(20_000)]}), input_dir / "profiles.parquet",
+                   compression="none")
+    damaged = bytearray((input_dir / "profiles.parquet").read_bytes())
+    for at in range(1_000, 60_000, 7):
+        damaged[at] ^= 0xFF
+    (input_dir / "profiles.parquet").write_bytes(bytes(damaged))
+
+    result = validate(input_dir, run_dir)
+
+    assert_unreadable(result, run_dir, "profiles.parquet", "profiles.parquet: cannot be read")
+    assert "internal error" not in result.output
+    assert str(input_dir) not in result.stderr
+
+
+def test_parquet_file_with_no_columns_stops(input_dir, run_dir):
+    pq.write_table(pa.table({}), input_dir / "profiles.parquet")
+
+    assert_unreadable(validate(input_dir, run_dir), run_dir, "profiles.parquet", "has no columns")
+
+
+def test_parquet_file_with_no_rows_or_row_groups_is_zero_rows(input_dir, run_dir):
+    pq.write_table(pa.table({"id": pa.array([], pa.string())}), input_dir / "profiles.parquet")
+    pq.write_table(pa.table({"external_id": pa.array([], pa.string()), "transacted_at": pa.array([], pa.string())}),
+                   input_dir / "transactions.parquet", row_group_size=1)
+
+    assert_ok(validate(input_dir, run_dir))
+
+    assert [(e["path"], e["rows_read"]) for e in read_manifest(run_dir)["inputs"]] == [
+        ("profiles.parquet", 0), ("transactions.parquet", 0)]
