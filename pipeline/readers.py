@@ -202,9 +202,11 @@ class Loader:
             spec = NESTED.get(source.dataset)
             if spec and source.format in ("csv", "parquet") and spec[0] in self._columns(table):
                 nested = {spec[1]: self._split_column(source, table, *spec)}
+            rows_read = self.rows_read(table, malformed)  # reads a Parquet file's values too
         except duckdb.Error as error:
-            raise InputError(f"{source.display}: cannot be read ({_first_line(error)})") from None
-        return LoadedFile(source, sha256, table, malformed, self.rows_read(table, malformed), nested)
+            message = _first_line(error).replace(str(source.path.absolute()), source.display)
+            raise InputError(f"{source.display}: cannot be read ({message})") from None
+        return LoadedFile(source, sha256, table, malformed, rows_read, nested)
 
     def rows_read(self, table: str, malformed: str) -> int:
         """Rows a file yielded: the good ones plus the malformed ones, each counted once."""
@@ -724,13 +726,18 @@ def _require_columns(source: SourceFile, columns: list[str]) -> None:
 
 
 def _csv_header(source: SourceFile) -> tuple[list[str], str]:
-    """The header's column names and the delimiter, read from the first record."""
+    """The header's column names and the delimiter, read from the first record.
+
+    The delimiter is judged on the first line; the names are read as a CSV record, which
+    may go on past that line when a quoted name holds a line break.
+    """
     with _open_bytes(source.path) as raw:
-        first = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="").readline()
-    if not first.strip():
-        raise InputError(f"{source.display}: empty file, no header row")
-    delimiter = max(CSV_DELIMITERS, key=first.count)
-    header = [name.strip() for name in next(csv.reader([first], delimiter=delimiter))]
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+        first = text.readline()
+        if not first.strip():
+            raise InputError(f"{source.display}: empty file, no header row")
+        delimiter = max(CSV_DELIMITERS, key=first.count)
+        header = [name.strip() for name in next(csv.reader(itertools.chain([first], text), delimiter=delimiter))]
     return header, delimiter
 
 

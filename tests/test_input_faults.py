@@ -298,3 +298,25 @@ def test_parquet_file_with_no_rows_or_row_groups_is_zero_rows(input_dir, run_dir
 
     assert [(e["path"], e["rows_read"]) for e in read_manifest(run_dir)["inputs"]] == [
         ("profiles.parquet", 0), ("transactions.parquet", 0)]
+
+
+def test_csv_header_with_a_quoted_line_break_is_read_as_one_record(input_dir, run_dir):
+    # The header was read as its first line only: two names for three columns, so every
+    # row was a malformed_row.
+    write_file(input_dir, "profiles.csv", 'id,"store\nnote",region\np1,a,VIC\np2,b,NSW\n')
+
+    assert_ok(validate(input_dir, run_dir))
+
+    assert read_validated(run_dir, "profiles").select("id", "store\nnote", "region", "source_row").rows() == [
+        ("p1", "a", "VIC", 1), ("p2", "b", "NSW", 2)]
+
+
+def test_parquet_timestamp_duckdb_cannot_hold_stops_naming_the_file(input_dir, run_dir):
+    # 10^15 seconds after 1970 is beyond DuckDB's timestamps: it cannot read the column.
+    stamps = pa.array([1_767_225_600, 10**15], pa.timestamp("s"))
+    pq.write_table(pa.table({"external_id": ["T1", "T2"], "transacted_at": stamps}), input_dir / "transactions.parquet")
+
+    result = validate(input_dir, run_dir)
+
+    assert_unreadable(result, run_dir, "transactions.parquet", "transactions.parquet: cannot be read (Conversion Error")
+    assert "internal error" not in result.output
