@@ -13,7 +13,6 @@ import csv
 import gzip
 import io
 import itertools
-import json
 import os
 import re
 from collections.abc import Iterator
@@ -25,7 +24,6 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sqlglot import exp
 
 from pipeline.coerce import CAST_ERROR_TYPE, LOAD_ERRORS
 from pipeline.db import literal, quote, rows, scalar
