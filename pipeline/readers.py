@@ -7,24 +7,19 @@ a `malformed` table instead, so that no row read is ever dropped.
 
 from __future__ import annotations
 
-import bisect
-import codecs
 import csv
-import gzip
 import io
 import itertools
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline import scans
 from pipeline.coerce import CAST_ERROR_TYPE, LOAD_ERRORS
 from pipeline.db import literal, quote, rows, scalar
 from pipeline.errors import InputError, MissingDatasetError
@@ -219,7 +214,7 @@ class Loader:
         header, delimiter = _csv_header(source)
         _check_names(source, header)
         _require_columns(source, header)
-        rejects, scans = self._name("csv_rejects"), self._name("csv_scans")
+        rejects, rejects_scan = self._name("csv_rejects"), self._name("csv_scans")
         columns = {_input_name(name): "VARCHAR" for name in header}
         try:
             self.con.execute(
@@ -231,13 +226,13 @@ class Loader:
                               rejects_table = ?, rejects_scan = ?, compression = ?,
                               max_line_size = ?) WITH ORDINALITY
                 """,
-                [_duckdb_path(source.path), columns, delimiter, rejects, scans, _compression(source.path),
+                [_duckdb_path(source.path), columns, delimiter, rejects, rejects_scan, _compression(source.path),
                  MAX_CSV_RECORD],
             )
         except duckdb.InvalidInputException:
             # DuckDB's strict parser gives up on a file whose lines end both in CRLF and LF
             # ("state machine reached an invalid state"): say which line, if that is it.
-            other = _first_other_line_ending(source.path)
+            other = scans.first_other_line_ending(source.path)
             if other:
                 line, ending, first = other
                 raise InputError(
@@ -255,7 +250,7 @@ class Loader:
                 ALTER TABLE {rejects} ADD COLUMN blanks_before BIGINT DEFAULT 0"""
         )
         positions = [r[0] for r in rows(self.con, f"SELECT DISTINCT record_start FROM {rejects}")]
-        for position, count in _blank_lines_before(source.path, positions).items():
+        for position, count in scans.blank_lines_before(source.path, positions).items():
             if count:
                 self.con.execute(
                     f"UPDATE {rejects} SET blanks_before = ? WHERE record_start = ?", [count, position]
@@ -390,7 +385,7 @@ class Loader:
         # size and treats a lone CR as a line break, and a line it refuses renumbered every
         # line after it. Here every line keeps its number, whatever its length or bytes.
         lines, batches = self._name("lines"), self._name("line_batches")
-        self.con.register(batches, pa.RecordBatchReader.from_batches(_LINE_SCHEMA, _line_batches(source.path)))
+        self.con.register(batches, pa.RecordBatchReader.from_batches(scans.LINE_SCHEMA, scans.line_batches(source.path)))
         try:
             # JSON whitespace is space, tab and CR (a CRLF file's lines end in CR): a line
             # of nothing else is blank, skipped, but counted.
@@ -729,7 +724,7 @@ def _csv_header(source: SourceFile) -> tuple[list[str], str]:
     The delimiter is judged on the first line; the names are read as a CSV record, which
     may go on past that line when a quoted name holds a line break.
     """
-    with _open_bytes(source.path) as raw:
+    with scans.open_bytes(source.path) as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         first = text.readline()
         if not first.strip():
@@ -737,70 +732,6 @@ def _csv_header(source: SourceFile) -> tuple[list[str], str]:
         delimiter = max(CSV_DELIMITERS, key=first.count)
         header = [name.strip() for name in next(csv.reader(itertools.chain([first], text), delimiter=delimiter))]
     return header, delimiter
-
-
-def _open_bytes(path: Path):
-    """A file's bytes, decompressed when it is gzip (`.gz`)."""
-    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
-
-
-# Bytes read at a time when splitting NDJSON into lines.
-LINE_CHUNK = 16 * 2**20
-_LINE_SCHEMA = pa.schema([("source_row", pa.int64()), ("line", pa.large_string())])
-
-
-def _line_batches(path: Path) -> Iterator[pa.RecordBatch]:
-    """A text file's lines (without the newline), numbered from 1, as Arrow batches.
-
-    The split runs in C (pyarrow's split_pattern over a chunk of bytes); Python only
-    carries the part line at the end of each chunk over to the next one. The file was
-    proven UTF-8 before, so the cast to text cannot fail.
-    """
-    number = 0
-    pending: list[bytes] = []  # the start of a line that continues in the next chunk
-    with _open_bytes(path) as handle:
-        first = True
-        while True:
-            chunk = handle.read(LINE_CHUNK)
-            if first:
-                chunk, first = chunk.removeprefix(codecs.BOM_UTF8), False
-            if chunk:
-                cut = chunk.rfind(b"\n")
-                if cut < 0:
-                    pending.append(chunk)
-                    continue
-                block = b"".join([*pending, chunk[:cut]])
-                pending = [chunk[cut + 1 :]]
-            else:
-                block = b"".join(pending)
-                if not block:
-                    return
-                pending = []
-            lines = pc.split_pattern(pa.array([block], pa.large_binary()), b"\n").flatten()
-            count = len(lines)
-            numbers = pl.int_range(number + 1, number + 1 + count, dtype=pl.Int64, eager=True).to_arrow()
-            number += count
-            yield pa.RecordBatch.from_arrays([numbers, lines.cast(pa.large_string())], schema=_LINE_SCHEMA)
-            if not chunk:
-                return
-
-
-def _first_other_line_ending(path: Path) -> tuple[int, str, str] | None:
-    """(line, its ending, line 1's ending) for the first line not ending like line 1 (CRLF
-    vs LF), or None when all end alike. A streaming scan, run only after DuckDB failed."""
-    line, first, after_cr = 0, None, False
-    with _open_bytes(path) as handle:
-        while chunk := handle.read(8 * 2**20):
-            for match in re.finditer(rb"\n", chunk):
-                at = match.start()
-                line += 1
-                ending = "CRLF" if (chunk[at - 1 : at] == b"\r" if at else after_cr) else "LF"
-                if first is None:
-                    first = ending
-                elif ending != first:
-                    return line, ending, first
-            after_cr = chunk.endswith(b"\r")
-    return None
 
 
 def _stop_at_unterminated_quote(con: duckdb.DuckDBPyConnection, source: SourceFile, rejects: str, good: str) -> None:
@@ -822,64 +753,12 @@ def _stop_at_unterminated_quote(con: duckdb.DuckDBPyConnection, source: SourceFi
     if not found:
         return
     position, column = found[0]
-    line, later = _lines_around(source.path, position)
+    line, later = scans.lines_around(source.path, position)
     if later:
         raise InputError(
             f"{source.display}: line {line}: a quote opened in column {column!r} is never closed, so the "
             f"{later} line{'s' if later > 1 else ''} after it cannot be read (fix the quoting and re-export)"
         )
-
-
-def _lines_around(path: Path, position: int) -> tuple[int, int]:
-    """The line (1-based) holding byte `position` of the (decompressed) file, and how many
-    lines follow that line. One streaming pass, counting newlines in C."""
-    before = after = 0
-    offset, line_end = 0, None
-    with _open_bytes(path) as handle:
-        while chunk := handle.read(8 * 2**20):
-            start = max(0, position - offset)
-            if line_end is None:
-                before += chunk.count(b"\n", 0, min(len(chunk), start))
-                end = chunk.find(b"\n", start) if start < len(chunk) else -1
-                if end >= 0:
-                    line_end = offset + end
-                    after += chunk.count(b"\n", end + 1)
-                    last = chunk[-1:]
-            else:
-                after += chunk.count(b"\n")
-                last = chunk[-1:]
-            offset += len(chunk)
-    if line_end is not None and offset > line_end + 1 and last != b"\n":
-        after += 1  # a last line without its newline
-    return before + 1, after
-
-
-def _blank_lines_before(path: Path, positions: list[int]) -> dict[int, int]:
-    """For each byte position, how many blank lines come before it in the (decompressed) file.
-
-    Only called for a file with malformed records. A blank line inside a quoted field is part
-    of its record, not a blank line: a position is inside quotes when an odd number of quote
-    characters precede it (an escaped quote is doubled, which keeps the parity).
-    """
-    if not positions:
-        return {}
-    blank_at: list[int] = []
-    offset, quotes, previous = 0, 0, b"\n"
-    with _open_bytes(path) as handle:
-        while chunk := handle.read(8 * 2**20):
-            joined = previous + chunk  # a blank line may straddle two chunks
-            counted = len(previous)  # quotes of `previous` were counted with the last chunk
-            for match in re.finditer(rb"\n(?=\r?\n)", joined):
-                if match.end() <= counted:
-                    continue
-                quotes += joined.count(b'"', counted, match.end())
-                counted = match.end()
-                if quotes % 2 == 0:
-                    blank_at.append(offset - len(previous) + match.end())
-            quotes += joined.count(b'"', counted)
-            offset += len(chunk)
-            previous = chunk[-1:]
-    return {p: bisect.bisect_left(blank_at, p) for p in positions}
 
 
 def _first_line(error: Exception) -> str:

@@ -88,9 +88,9 @@ def test_crlf_lines_blank_lines_a_bom_and_no_final_newline(input_dir, run_dir):
 
 def test_lines_across_read_chunks_keep_their_numbers(input_dir, run_dir, monkeypatch):
     # Lines straddle the reader's chunk boundary (made tiny here), one of them many chunks long.
-    import pipeline.readers
+    import pipeline.scans
 
-    monkeypatch.setattr(pipeline.readers, "LINE_CHUNK", 7)
+    monkeypatch.setattr(pipeline.scans, "LINE_CHUNK", 7)
     lines = [profile(n, first_name="n" * (n * 5)) for n in range(1, 40)]
     write_file(input_dir, "profiles.ndjson", "\n".join(lines) + "\n")
 
