@@ -18,10 +18,9 @@ import polars as pl
 from pipeline import db, failpoints
 from pipeline.coerce import typed_select
 from pipeline.context import PARQUET, RunContext
-from pipeline.errors import ConfigError, InputError, RejectRatioExceeded
+from pipeline.errors import InputError, RejectRatioExceeded
 from pipeline.readers import LoadedFile, Loader, SourceFile, discover, require
 from schemas import DATASETS, Dataset
-from schemas._common import IANA_TIMEZONES
 from schemas.benefit_definitions import rule_problem
 
 REJECT_COLUMNS = '"dataset", source_file, source_row, "column", "check", value, reason, detail'
@@ -85,13 +84,6 @@ def check(context: RunContext, required: dict[str, tuple[str, ...]] | None = Non
     datasets it needs) has no file for one of them.
     """
     started = time.perf_counter()
-    if context.naive_timezone not in IANA_TIMEZONES:
-        # Every naive timestamp is converted in it by DuckDB, which knows fewer names than
-        # the machine's zoneinfo folder (`localtime`): stop before it fails half-way.
-        raise ConfigError(
-            f"--naive-timezone {context.naive_timezone!r} is not an IANA time zone DuckDB can convert "
-            "(e.g. Australia/Melbourne)"
-        )
     con = context.con
     loader = Loader(con)
     sources = {name: discover(context.input_dir, name) for name in DATASETS}

@@ -6,28 +6,17 @@ Each schema module declares one pandera model; these are the pieces they have in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
-
-import duckdb
 import pandera.polars as pa
 import polars as pl
+
+from pipeline import zones
 
 Timestamp = pl.Datetime(time_unit="us", time_zone="UTC")
 StrList = pl.List(pl.Utf8)
 
 
-def _usable_timezones() -> frozenset[str]:
-    """The IANA names every stage can convert: tzdata's list of zones, the same on every
-    machine (not the system's zoneinfo folder, which adds `localtime`, `posixrules`,
-    `Factory`, `posix/...`), less any that DuckDB's ICU does not know."""
-    listed = resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8").split()
-    with duckdb.connect() as con:
-        known = {name for (name,) in con.execute("SELECT name FROM pg_timezone_names()").fetchall()}
-    return frozenset(name for name in listed if name in known)
-
-
 # tzdata (a declared dependency) makes this the same list on every machine.
-IANA_TIMEZONES = _usable_timezones()
+IANA_TIMEZONES = zones.usable()
 
 # How a text column is cast besides its dtype; read by pipeline.coerce. A JSON object
 # (`attributes`) or any JSON text (`claim_condition`): a struct or map in Parquet, or an

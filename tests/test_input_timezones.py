@@ -15,7 +15,7 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from conftest import assert_ok, read_rejects, read_validated, validate, write_csv
+from conftest import assert_ok, invoke, read_rejects, read_validated, validate, write_csv, write_file
 from pipeline.cli import main
 from schemas._common import IANA_TIMEZONES
 
@@ -76,3 +76,28 @@ def test_naive_timezone_duckdb_cannot_convert_is_a_usage_error(input_dir, run_di
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error: --naive-timezone 'localtime'"), result.stderr
     assert "Traceback" not in result.output
+
+
+def test_default_timezone_duckdb_cannot_convert_is_a_usage_error(input_dir, run_dir):
+    # Python's zoneinfo knows `localtime`; DuckDB does not, so issue would fail half-way.
+    write_csv(input_dir, "profiles.csv", [["id"], ["p1"]])
+
+    result = validate(input_dir, run_dir, "--default-timezone", "localtime")
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: --default-timezone 'localtime' is not an IANA time zone"), result.stderr
+    assert not run_dir.exists()
+
+
+def test_a_campaign_in_a_zone_duckdb_cannot_convert_stops_before_any_output(tmp_path):
+    folder = tmp_path / "in"
+    write_csv(folder, "profiles.csv", [["id", "timezone"], ["p1", "Australia/Perth"]])
+    write_csv(folder, "benefit_definitions.csv", [["id", "handle", "name"], ["95", "gift", "Gift"]])
+    write_file(tmp_path, "campaigns.toml", '[[campaigns]]\nid = "c"\ndefinition = "gift"\ntimezone = "localtime"\n')
+
+    result = invoke(["issue", "--input", folder, "--campaigns", tmp_path / "campaigns.toml", "--out", tmp_path / "run",
+                     "--state", tmp_path / "state"])
+
+    assert result.exit_code == 1, result.output
+    assert "campaign 'c': timezone 'localtime' is not an IANA time zone" in result.output
+    assert not (tmp_path / "run").exists()
