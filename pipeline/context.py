@@ -15,11 +15,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import duckdb
 
-from pipeline import __version__, db
+from pipeline import __version__, db, zones
 from pipeline.errors import ConfigError
 from pipeline.files import sha256_of
 from pipeline.log import Silent
@@ -37,15 +37,15 @@ def parse_as_of(text: str | None, naive_timezone: str = "UTC") -> datetime:
             f"--as-of {text!r} is not a timestamp (use ISO 8601 or 'YYYY-MM-DD HH:MM:SS')"
         ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone(naive_timezone, "naive_timezone"))
+        moment = moment.replace(tzinfo=zone(naive_timezone, "--naive-timezone"))
     return moment.astimezone(timezone.utc)
 
 
 def zone(name: str, option: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{option} {name!r} is not an IANA time zone (e.g. Australia/Melbourne)") from None
+    """The zone `name`, if every stage can convert it (`zones.usable`); else a usage error."""
+    if name not in zones.usable():
+        raise ConfigError(f"{option} {name!r} is not an IANA time zone (e.g. Australia/Melbourne)")
+    return ZoneInfo(name)
 
 
 # How every Parquet output is written.
@@ -129,8 +129,8 @@ class RunContext:
     _hasher: ThreadPoolExecutor | None = None
 
     def __post_init__(self) -> None:
-        zone(self.naive_timezone, "naive_timezone")
-        zone(self.default_timezone, "default_timezone")
+        zone(self.naive_timezone, "--naive-timezone")
+        zone(self.default_timezone, "--default-timezone")
         if not 0 <= self.max_reject_ratio <= 1:
             raise ConfigError(f"--max-reject-ratio {self.max_reject_ratio} must be between 0 and 1")
         self.settings = {

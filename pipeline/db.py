@@ -104,16 +104,22 @@ def literal(value: str | Path | list) -> str:
     return exp.Literal.string(str(value)).sql("duckdb")
 
 
-def path_literal(path: str | Path | list) -> str:
-    """A file path as a SQL literal that DuckDB's readers take as that file and no other.
+def duckdb_path(path: str | Path) -> str:
+    """`path` as DuckDB's readers must be given it to read exactly that file and no other.
 
-    read_parquet, read_csv and the rest expand `*`, `?` and `[...]` in a path as a glob, so
-    `runs/[1]/x.parquet` would read `runs/1/x.parquet`. Each such character is escaped as a
-    one-character class (`[[]`), which matches only itself.
+    read_parquet, read_csv and the rest expand globs in every path, so `runs/[1]/x.parquet`
+    would read `runs/1/x.parquet`: `[`, `*` and `?` are escaped as one-character classes
+    (`[[]`), which match only themselves. The path is made absolute, so that `~` or a
+    `scheme://` prefix is never interpreted either.
     """
+    return glob.escape(str(Path(path).absolute()))
+
+
+def path_literal(path: str | Path | list) -> str:
+    """`duckdb_path` as a SQL string literal (a list as a list of them), for a view or COPY."""
     if isinstance(path, list):
         return "[" + ", ".join(path_literal(p) for p in path) + "]"
-    return literal(glob.escape(str(path)))
+    return literal(duckdb_path(path))
 
 
 def copy_atomic(

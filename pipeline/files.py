@@ -94,7 +94,7 @@ def check_input_file(path: Path, display: str, *, text: bool) -> str:
     One streaming pass in C (hashlib, zlib, codecs); the file is never held in memory.
     """
     digest = hashlib.sha256()
-    gzipped = path.name.endswith(".gz")
+    gzipped = path.name.lower().endswith(".gz")
     inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if gzipped else None
     decoder = codecs.getincrementaldecoder("utf-8")()
     seen = 0  # decompressed bytes already checked, for the error position
@@ -126,7 +126,25 @@ def check_input_file(path: Path, display: str, *, text: bool) -> str:
     return digest.hexdigest()
 
 
+def _utf16_or_32(head: bytes) -> str | None:
+    """UTF-16 or UTF-32 when the file's first bytes say so: a byte order mark, or text whose
+    every other byte is NUL (what Excel's "Unicode text" and PowerShell write)."""
+    for mark, name in ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+                       (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16")):
+        if head.startswith(mark):
+            return name
+    sample = head[:1024]
+    if len(sample) >= 4:
+        even, odd = sample[0::2], sample[1::2]
+        for zeros, other in ((odd, even), (even, odd)):
+            if zeros.count(0) > 0.9 * len(zeros) and other.count(0) < 0.1 * len(other):
+                return "UTF-16"
+    return None
+
+
 def _check_text(chunk: bytes, decoder, display: str, seen: int, newlines: int) -> None:
+    if seen == 0 and (encoding := _utf16_or_32(chunk)):
+        raise InputError(f"{display}: {encoding} text, not UTF-8; re-export the file as UTF-8")
     nul = chunk.find(b"\x00")
     if nul >= 0:
         line = newlines + chunk.count(b"\n", 0, nul) + 1

@@ -7,21 +7,20 @@ a `malformed` table instead, so that no row read is ever dropped.
 
 from __future__ import annotations
 
-import bisect
 import csv
-import gzip
 import io
 import itertools
-import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-from sqlglot import exp
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from pipeline.db import literal, rows, scalar
+from pipeline import scans
+from pipeline.coerce import CAST_ERROR_TYPE, LOAD_ERRORS
+from pipeline.db import duckdb_path, literal, quote, rows, scalar
 from pipeline.errors import InputError, MissingDatasetError
 from pipeline.files import check_input_file
 from schemas import DATASETS, Dataset
@@ -39,6 +38,8 @@ FORMATS = {
     ".json.gz": "json",
 }
 CSV_DELIMITERS = (",", ";", "\t", "|")
+# The longest CSV record read (DuckDB's default is 2 MB: a big `attributes` object is more).
+MAX_CSV_RECORD = 64 * 2**20
 # The largest single JSON document DuckDB is asked to parse (an API list file).
 MAX_JSON_DOCUMENT = 2**31 - 1
 # Nested lists in a JSON source that are split out into their own dataset.
@@ -84,28 +85,54 @@ def _stem(path: Path) -> str:
 
 
 def discover(input_dir: Path, dataset: str) -> list[SourceFile]:
-    """The files of `dataset` in `input_dir`: `<name>.<ext>`, `<name>-*.<ext>`, or `<name>/`."""
+    """The files of `dataset` in `input_dir`: `<name>.<ext>`, `<name>-*.<ext>`, or `<name>/`.
+
+    Names match in any letter case (`Profiles.CSV`). A file that is named for the dataset
+    but has no format this reads (`profiles.tsv`, `profiles.csv.zst`) stops the run rather
+    than being skipped: its rows would silently be missing. Hidden files are skipped.
+    """
     if not input_dir.exists():
         raise InputError(f"{input_dir}: input folder does not exist")
     if not input_dir.is_dir():
         raise InputError(f"{input_dir}: --input must be a folder of export files")
     found: list[SourceFile] = []
     for path in sorted(input_dir.iterdir()):
+        if path.name.startswith("."):
+            continue
         fmt = _format_of(path)
-        if path.is_file() and fmt:
-            stem = _stem(path)
-            if stem == dataset or stem.startswith(f"{dataset}-"):
-                found.append(SourceFile(dataset, path, path.name, fmt))
-        elif path.is_dir() and path.name == dataset:
-            parts = [
-                SourceFile(dataset, part, f"{path.name}/{part.relative_to(path)}", _format_of(part))
-                for part in sorted(path.rglob("*"))
-                if part.is_file() and _format_of(part) and not part.name.startswith(".")
-            ]
+        if path.is_file():
+            stem = (_stem(path) if fmt else path.name).lower()
+            if not (stem == dataset or stem.startswith(f"{dataset}-") or (not fmt and stem.startswith(f"{dataset}."))):
+                continue
+            if not fmt:
+                raise InputError(_unreadable_format(path.name))
+            found.append(SourceFile(dataset, path, path.name, fmt))
+        elif path.is_dir() and path.name.lower() == dataset:
+            parts = []
+            for part in sorted(path.rglob("*")):
+                if not part.is_file() or any(p.startswith((".", "_")) for p in part.relative_to(path).parts):
+                    continue  # hidden files, Spark's _SUCCESS and _committed_* markers
+                display = f"{path.name}/{part.relative_to(path)}"
+                if _format_of(part):
+                    parts.append(SourceFile(dataset, part, display, _format_of(part)))
+                elif _looks_like_data(part.name):
+                    raise InputError(_unreadable_format(display))
             if not parts:
-                raise InputError(f"{input_dir / dataset}/: folder has no data files ({_known_suffixes()})")
+                raise InputError(f"{input_dir / path.name}/: folder has no data files ({_known_suffixes()})")
             found.extend(parts)
     return found
+
+
+def _looks_like_data(name: str) -> bool:
+    """A name with a data format inside it (`part-0.csv.zst`, `part-0.parquet.gz`)."""
+    return any(f"{suffix}." in name.lower() for suffix in FORMATS if not suffix.endswith(".gz"))
+
+
+def _unreadable_format(display: str) -> str:
+    return (
+        f"{display}: named like a dataset file but not a format omneo-bulk reads ({_known_suffixes()}); "
+        "convert it, or move it out of the input folder"
+    )
 
 
 def _known_suffixes() -> str:
@@ -125,7 +152,7 @@ def require(sources: dict[str, list[SourceFile]], datasets: list[str], stage: st
 def _json_document_bound(path: Path) -> int:
     """An upper bound on the bytes of the one JSON document in `path` (gzip: its ISIZE)."""
     size = path.stat().st_size
-    if path.name.endswith(".gz") and size >= 4:
+    if path.name.lower().endswith(".gz") and size >= 4:
         with path.open("rb") as handle:
             handle.seek(-4, os.SEEK_END)
             size = int.from_bytes(handle.read(4), "little")  # uncompressed size mod 4 GiB
@@ -139,11 +166,15 @@ class Loader:
         self.con = con
         self._names = itertools.count(1)
         self._views: set[str] = set()
+        self._under: dict[str, str] = {}  # a view → the table or view it reads
 
     def release(self, file: LoadedFile) -> None:
         """Drop what loading a file created, once its rows have been used."""
-        kind = "VIEW" if file.table in self._views else "TABLE"
-        self.con.execute(f"DROP {kind} IF EXISTS {file.table}; DROP TABLE IF EXISTS {file.malformed}")
+        for table in (file.table, self._under.pop(file.table, None)):
+            if table is not None:
+                kind = "VIEW" if table in self._views else "TABLE"
+                self.con.execute(f"DROP {kind} IF EXISTS {table}")
+        self.con.execute(f"DROP TABLE IF EXISTS {file.malformed}")
 
     def _name(self, prefix: str) -> str:
         return f"{prefix}_{next(self._names)}"
@@ -160,9 +191,14 @@ class Loader:
         }[source.format]
         try:
             nested = reader(source, table, malformed)
+            spec = NESTED.get(source.dataset)
+            if spec and source.format in ("csv", "parquet") and spec[0] in self._columns(table):
+                nested = {spec[1]: self._split_column(source, table, *spec)}
+            rows_read = self.rows_read(table, malformed)  # reads a Parquet file's values too
         except duckdb.Error as error:
-            raise InputError(f"{source.display}: cannot be read ({_first_line(error)})") from None
-        return LoadedFile(source, sha256, table, malformed, self.rows_read(table, malformed), nested)
+            message = _first_line(error).replace(str(source.path.absolute()), source.display)
+            raise InputError(f"{source.display}: cannot be read ({message})") from None
+        return LoadedFile(source, sha256, table, malformed, rows_read, nested)
 
     def rows_read(self, table: str, malformed: str) -> int:
         """Rows a file yielded: the good ones plus the malformed ones, each counted once."""
@@ -175,19 +211,34 @@ class Loader:
 
     def _load_csv(self, source: SourceFile, table: str, malformed: str) -> dict:
         header, delimiter = _csv_header(source)
+        _check_names(source, header)
         _require_columns(source, header)
-        rejects, scans = self._name("csv_rejects"), self._name("csv_scans")
+        rejects, rejects_scan = self._name("csv_rejects"), self._name("csv_scans")
         columns = {_input_name(name): "VARCHAR" for name in header}
-        self.con.execute(
-            f"""
-            CREATE TEMP TABLE {table}_ord AS
-            SELECT * EXCLUDE (ordinality), ordinality AS _ordinal
-            FROM read_csv(?, columns = ?, header = true, delim = ?, quote = '"', escape = '"',
-                          auto_detect = false, strict_mode = true, store_rejects = true,
-                          rejects_table = ?, rejects_scan = ?) WITH ORDINALITY
-            """,
-            [str(source.path), columns, delimiter, rejects, scans],
-        )
+        try:
+            self.con.execute(
+                f"""
+                CREATE TEMP TABLE {table}_ord AS
+                SELECT * EXCLUDE (ordinality), ordinality AS _ordinal
+                FROM read_csv(?, columns = ?, header = true, delim = ?, quote = '"', escape = '"',
+                              auto_detect = false, strict_mode = true, store_rejects = true,
+                              rejects_table = ?, rejects_scan = ?, compression = ?,
+                              max_line_size = ?) WITH ORDINALITY
+                """,
+                [duckdb_path(source.path), columns, delimiter, rejects, rejects_scan, _compression(source.path),
+                 MAX_CSV_RECORD],
+            )
+        except duckdb.InvalidInputException:
+            # DuckDB's strict parser gives up on a file whose lines end both in CRLF and LF
+            # ("state machine reached an invalid state"): say which line, if that is it.
+            other = scans.first_other_line_ending(source.path)
+            if other:
+                line, ending, first = other
+                raise InputError(
+                    f"{source.display}: line {line} ends in {ending} but line 1 in {first}: mixed line "
+                    "endings; re-export the file with one kind"
+                ) from None
+            raise
         # reject_errors.line counts records with the header as 1, so data row = line - 1,
         # except that it also counts blank lines, which the row stream skips.
         # csv_line starts with the blank lines before the record; the record starts after them.
@@ -198,11 +249,12 @@ class Loader:
                 ALTER TABLE {rejects} ADD COLUMN blanks_before BIGINT DEFAULT 0"""
         )
         positions = [r[0] for r in rows(self.con, f"SELECT DISTINCT record_start FROM {rejects}")]
-        for position, count in _blank_lines_before(source.path, positions).items():
+        for position, count in scans.blank_lines_before(source.path, positions).items():
             if count:
                 self.con.execute(
                     f"UPDATE {rejects} SET blanks_before = ? WHERE record_start = ?", [count, position]
                 )
+        _stop_at_unterminated_quote(self.con, source, rejects, f"{table}_ord")
         self.con.execute(
             f"""
             CREATE TEMP TABLE {malformed} AS
@@ -218,7 +270,27 @@ class Loader:
             [source.display],
         )
         self._renumber(f"{table}_ord", table, malformed, source.display)
+        self._reject_repeated_header(table, malformed, header, delimiter)
         return {}
+
+    def _reject_repeated_header(self, table: str, malformed: str, header: list[str], delimiter: str) -> None:
+        """A row that is the header again (parts joined with `cat`, perhaps with a BOM) is no
+        record: read as one, a profile `id` of "id" would be issued benefits."""
+        same = " AND ".join(
+            f"ltrim(trim({quote(_input_name(name))}), chr(65279)) = {literal(name)}" for name in header
+        )
+        if not scalar(self.con, f"SELECT count(*) FROM {table} WHERE {same}"):
+            return
+        self.con.execute(
+            f"""
+            INSERT INTO {malformed}
+            SELECT source_file, source_row, '', 'repeated_header', left(?, 500), 'malformed_row',
+                   'the header row again, inside the file (files joined together?)'
+            FROM {table} WHERE {same}
+            """,
+            [delimiter.join(header)],
+        )
+        self.con.execute(f"DELETE FROM {table} WHERE {same}")
 
     def _renumber(self, ordered: str, table: str, malformed: str, display: str) -> None:
         """Turn the k-th good record's ordinal into its data row, skipping malformed rows.
@@ -255,48 +327,76 @@ class Loader:
     # Parquet -----------------------------------------------------------------------
 
     def _load_parquet(self, source: SourceFile, table: str, malformed: str) -> dict:
-        names = [row[0] for row in rows(self.con, "DESCRIBE SELECT * FROM read_parquet(?)", [str(source.path)])]
+        try:
+            schema = pq.read_schema(source.path)
+        except (pa.ArrowException, OSError) as error:
+            raise InputError(f"{source.display}: not a readable Parquet file ({_first_line(error)})") from None
+        names = schema.names
+        if not names:
+            raise InputError(f"{source.display}: the Parquet file has no columns")
+        _check_names(source, names)
         _require_columns(source, names)
-        # Read the row number under a name no file uses, then rename clashing columns.
+        path = literal(duckdb_path(source.path))
+        described = rows(self.con, f"DESCRIBE SELECT * FROM read_parquet({path})")
+        if len(described) != len(names):
+            raise InputError(f"{source.display}: cannot be read (DuckDB sees {len(described)} columns, not {len(names)})")
+        # Columns by position (#i), not by name: no name in the file (rowid, a second `id`
+        # DuckDB would rename id_1, file_row_number) can then stand for another column.
         columns = ", ".join(
-            exp.alias_(exp.column(name, table="f", quoted=True), _input_name(name), quoted=True).sql("duckdb")
-            for name in names
+            f"{_positional(i, field.type)} AS {quote(_input_name(field.name))}" for i, field in enumerate(schema, 1)
         )
-        # A view: the file does not change during a run, and the typed copy is the only one
-        # worth making. Paths are literals here because a view cannot hold parameters.
-        display, path = literal(source.display), literal(source.path)
-        self.con.execute(
-            f"""
-            CREATE TEMP VIEW {table} AS
-            SELECT {columns}, {display} AS source_file, f.__omneo_row + 1 AS source_row
-            FROM (SELECT *, file_row_number AS __omneo_row
-                  FROM read_parquet({path}, file_row_number = true)) f
-            """
-        )
-        self._views.add(table)
+        display = literal(source.display)
+        if "file_row_number" not in {name.lower() for name in names}:
+            # A view: the file does not change during a run, and the typed copy is the only
+            # one worth making. Paths are literals here because a view cannot hold parameters.
+            self.con.execute(
+                f"""
+                CREATE TEMP VIEW {table} AS
+                SELECT {columns}, {display} AS source_file, #{len(names) + 1} + 1 AS source_row
+                FROM read_parquet({path}, file_row_number = true)
+                """
+            )
+            self._views.add(table)
+        else:
+            # DuckDB cannot add its row number beside a column of that name: copy the rows in
+            # file order (insertion order is preserved) and number them by the copy's rowid.
+            copied = self._name("parquet_rows")
+            self.con.execute(
+                f"CREATE TEMP TABLE {copied} AS SELECT "
+                + ", ".join(f"#{i} AS c{i}" for i in range(1, len(names) + 1))
+                + f" FROM read_parquet({path})"
+            )
+            columns = ", ".join(
+                f"{_positional(i, field.type, f'c{i}')} AS {quote(_input_name(field.name))}"
+                for i, field in enumerate(schema, 1)
+            )
+            self.con.execute(
+                f"CREATE TEMP TABLE {table} AS SELECT {columns}, {display} AS source_file, rowid + 1 AS source_row"
+                f" FROM {copied} ORDER BY rowid; DROP TABLE {copied}"
+            )
         _empty_rejects(self.con, malformed)
         return {}
 
     # NDJSON and API list JSON ------------------------------------------------------
 
     def _load_ndjson(self, source: SourceFile, table: str, malformed: str) -> dict:
-        lines = self._name("lines")
-        line_rejects, scans = self._name("line_rejects"), self._name("line_scans")
-        # Control characters are escaped inside valid JSON, so U+001F never splits a good line.
-        self.con.execute(
-            f"""
-            CREATE TEMP TABLE {lines} AS
-            SELECT ordinality AS source_row, line
-            FROM read_csv(?, columns = {{'line': 'VARCHAR'}}, header = false, delim = chr(31),
-                          quote = '', escape = '', auto_detect = false, store_rejects = true,
-                          rejects_table = ?, rejects_scan = ?) WITH ORDINALITY
-            WHERE trim(coalesce(line, '')) <> ''
-            """,
-            [str(source.path), line_rejects, scans],
-        )
-        self.con.execute(
-            f"INSERT INTO {lines} SELECT line, csv_line FROM {line_rejects}"
-        )
+        # Lines are split by pyarrow, not DuckDB's CSV reader: that one has a maximum line
+        # size and treats a lone CR as a line break, and a line it refuses renumbered every
+        # line after it. Here every line keeps its number, whatever its length or bytes.
+        lines, batches = self._name("lines"), self._name("line_batches")
+        self.con.register(batches, pa.RecordBatchReader.from_batches(scans.LINE_SCHEMA, scans.line_batches(source.path)))
+        try:
+            # JSON whitespace is space, tab and CR (a CRLF file's lines end in CR): a line
+            # of nothing else is blank, skipped, but counted.
+            self.con.execute(
+                f"""
+                CREATE TEMP TABLE {lines} AS
+                SELECT source_row, rtrim(line, chr(13)) AS line FROM {batches}
+                WHERE trim(line, ' ' || chr(9) || chr(13)) <> ''
+                """
+            )
+        finally:
+            self.con.unregister(batches)
         return self._objects_to_table(source, lines, table, malformed)
 
     def _load_json(self, source: SourceFile, table: str, malformed: str) -> dict:
@@ -306,9 +406,10 @@ class Loader:
         self.con.execute(
             f"""
             CREATE TEMP TABLE {document} AS
-            SELECT json FROM read_json_objects(?, format = 'unstructured', maximum_object_size = ?)
+            SELECT json FROM read_json_objects(?, format = 'unstructured', maximum_object_size = ?,
+                                               compression = ?)
             """,
-            [str(source.path), _json_document_bound(source.path)],
+            [duckdb_path(source.path), _json_document_bound(source.path), _compression(source.path)],
         )
         kinds = rows(self.con, f"SELECT json_type(json), json_type(json -> '$.data') FROM {document}")
         if len(kinds) != 1 or not (kinds[0][0] == "ARRAY" or kinds[0][1] == "ARRAY"):
@@ -332,17 +433,34 @@ class Loader:
     def _objects_to_table(
         self, source: SourceFile, lines: str, table: str, malformed: str, implied: tuple[str, ...] = ()
     ) -> dict:
-        """Spread JSON object lines into columns, one per key; other lines are malformed."""
+        """Spread JSON object lines into columns, one per key; other lines are malformed.
+
+        An object that repeats a key is malformed too: DuckDB reads the first value, most
+        JSON readers (Python, JavaScript) the last, so no reading of it is safe.
+        """
+        parsed = self._name("parsed")
+        self.con.execute(
+            f"""
+            CREATE TEMP TABLE {parsed} AS
+            SELECT source_row, line, doc,
+                   CASE WHEN doc IS NULL THEN 'the line is not valid JSON'
+                        WHEN json_type(doc) <> 'OBJECT' THEN 'the line is JSON but not an object'
+                        WHEN len(keys) <> len(list_distinct(keys))
+                        THEN 'the object repeats the key ' || array_to_string(list_transform(
+                            list_filter(list_distinct(keys), lambda k: len(list_filter(keys, lambda j: j = k)) > 1),
+                            lambda k: to_json(k)::VARCHAR), ', ')
+                   END AS fault
+            FROM (SELECT source_row, line, doc, CASE WHEN json_type(doc) = 'OBJECT' THEN json_keys(doc) END AS keys
+                  FROM (SELECT source_row, line, TRY_CAST(line AS JSON) AS doc FROM {lines}))
+            """
+        )
         self.con.execute(
             f"""
             CREATE TEMP TABLE {malformed} AS
             SELECT ? AS source_file, source_row, '' AS "column",
                    'json_object' AS "check", left(line, 500) AS value,
-                   'malformed_json' AS reason,
-                   CASE WHEN json_valid(line) THEN 'the line is JSON but not an object'
-                        ELSE 'the line is not valid JSON' END AS detail
-            FROM {lines}
-            WHERE coalesce(json_type(TRY_CAST(line AS JSON)), '') <> 'OBJECT'
+                   'malformed_json' AS reason, fault AS detail
+            FROM {parsed} WHERE fault IS NOT NULL
             """,
             [source.display],
         )
@@ -350,19 +468,20 @@ class Loader:
         self.con.execute(
             f"""
             CREATE TEMP TABLE {objects} AS
-            SELECT source_row, line::JSON AS doc FROM {lines}
-            WHERE json_type(TRY_CAST(line AS JSON)) = 'OBJECT'
+            SELECT source_row, doc FROM {parsed} WHERE fault IS NULL;
+            DROP TABLE {parsed}
             """
         )
         self.con.execute(f"DROP TABLE {lines}")
         keys = self._keys(objects, source.dataset)
         if keys:  # an empty list ({"data": []}) is zero rows, like a header-only CSV
+            _check_names(source, keys)
             _require_columns(source, keys + list(implied))
         nested_spec = NESTED.get(source.dataset)
         nested: dict[str, tuple[str, str]] = {}
         if nested_spec and nested_spec[0] in keys:
             nested[nested_spec[1]] = self._split_nested(source, objects, *nested_spec)
-        self._spread(objects, table, keys, source.display)
+        self._spread(objects, table, keys, source.dataset, source.display)
         self.con.execute(f"DROP TABLE {objects}")
         return nested
 
@@ -374,21 +493,86 @@ class Loader:
         declared = [name for name in DATASETS[dataset].columns if name in found] if dataset in DATASETS else []
         return declared + sorted(found - set(declared))
 
-    def _spread(self, objects: str, table: str, keys: list[str], display: str) -> None:
-        # JSON values are kept as they are: strings unquoted, numbers and lists as JSON text.
+    def _spread(self, objects: str, table: str, keys: list[str], dataset: str, display: str) -> None:
+        """One column per key. A declared column keeps its JSON value (SQL NULL for JSON
+        null), so that the cast can tell the number 12 from the string "12" and an array
+        from a string; an extra column is text: a string unquoted, anything else as JSON."""
+        declared = set(DATASETS[dataset].columns)
+        # One json_extract of a list of paths parses each object once, not once per key.
+        typed_keys = [key for key in keys if key in declared]
+        text_keys = [key for key in keys if key not in declared]
+        typed_paths = literal([_json_path(key) for key in typed_keys])
+        text_paths = literal([_json_path(key) for key in text_keys])
+        position = {key: i for i, key in enumerate(typed_keys, 1)} | {key: i for i, key in enumerate(text_keys, 1)}
         columns = [
-            exp.alias_(
-                exp.func("json_extract_string", exp.column("doc"), exp.Literal.string(_json_path(key))),
-                _input_name(key),
-                quoted=True,
-            ).sql(dialect="duckdb")
+            (f"nullif(_typed[{position[key]}], 'null'::JSON)" if key in declared else f"_text[{position[key]}]")
+            + f" AS {quote(_input_name(key))}"
             for key in keys
         ]
+        nested = NESTED.get(dataset)
+        if nested and nested[0] in keys:
+            # A nested list that is not a list (an object, a string) cannot be split into
+            # rows: the parent row is rejected for it rather than its items dropped.
+            path = literal(_json_path(nested[0]))
+            columns.append(
+                f"""CASE WHEN json_type(doc, {path}) NOT IN ('ARRAY', 'NULL')
+                    THEN [struct_pack("column" := {literal(nested[0])},
+                                      value := left(CAST(json_extract(doc, {path}) AS VARCHAR), 500),
+                                      expected := 'a list (JSON array) of items',
+                                      got := 'a JSON ' || lower(json_type(doc, {path})))]
+                    ELSE CAST([] AS {CAST_ERROR_TYPE}) END AS {LOAD_ERRORS}"""
+            )
         select = ", ".join(columns + ["? AS source_file", "source_row"])
         self.con.execute(
-            f"CREATE TEMP TABLE {table} AS SELECT {select} FROM {objects} ORDER BY source_row",
+            f"""CREATE TEMP TABLE {table} AS SELECT {select}
+                FROM (SELECT doc, source_row, json_extract(doc, {typed_paths}) AS _typed,
+                             json_extract_string(doc, {text_paths}) AS _text FROM {objects})
+                ORDER BY source_row""",
             [display],
         )
+
+    def _split_column(self, source: SourceFile, table: str, field: str, dataset: str, parent_key: str) -> tuple[str, str]:
+        """Split a CSV or Parquet column of nested lists (redemptions' `items`: JSON text, or
+        a Parquet list of structs) into rows of `dataset`, as a JSON file's would be.
+
+        The file's table is renamed beneath a view that adds `_load_errors`, so that a value
+        that is not a list rejects its redemption instead of losing its items.
+        """
+        column = quote(field)
+        kind = {row[0]: row[1] for row in rows(self.con, f"DESCRIBE {table}")}[field]
+        document = f"TRY_CAST({column} AS JSON)" if kind == "VARCHAR" else f"to_json({column})"
+        rows_table = f"{table}_rows"
+        kind_of_table = "VIEW" if table in self._views else "TABLE"
+        self.con.execute(f"ALTER {kind_of_table} {table} RENAME TO {rows_table}")
+        if table in self._views:
+            self._views.discard(table)
+            self._views.add(rows_table)
+        got = f"coalesce('a JSON ' || lower(json_type({document})), 'text that is not JSON')"
+        self.con.execute(
+            f"""
+            CREATE TEMP VIEW {table} AS
+            SELECT *, CASE WHEN {column} IS NOT NULL AND coalesce(json_type({document}), '') <> 'ARRAY'
+                      THEN [struct_pack("column" := {literal(field)},
+                                        value := left(CAST({column} AS VARCHAR), 500),
+                                        expected := 'a list (JSON array) of items', got := {got})]
+                      ELSE CAST([] AS {CAST_ERROR_TYPE}) END AS {LOAD_ERRORS}
+            FROM {rows_table}
+            """
+        )
+        self._views.add(table)
+        self._under[table] = rows_table
+        objects = self._name("objects")
+        self.con.execute(
+            f"""
+            CREATE TEMP TABLE {objects} AS
+            SELECT source_row, json_object('id', to_json({quote(_input_name("id"))}), {literal(field)}, {document}) AS doc
+            FROM {rows_table} WHERE json_type({document}) = 'ARRAY'
+            """
+        )
+        try:
+            return self._split_nested(source, objects, field, dataset, parent_key)
+        finally:
+            self.con.execute(f"DROP TABLE {objects}")
 
     def _split_nested(
         self, source: SourceFile, objects: str, field: str, dataset: str, parent_key: str
@@ -405,7 +589,7 @@ class Loader:
             SELECT row_number() OVER (ORDER BY source_row, position) AS source_row,
                    source_row AS source_parent_row, parent_id, item::VARCHAR AS line
             FROM (
-                SELECT source_row, doc ->> '$.id' AS parent_id,
+                SELECT source_row, nullif(json_extract(doc, '$.id'), 'null'::JSON) AS parent_id,
                        unnest(items) AS item, unnest(range(len(items))) AS position
                 FROM (SELECT source_row, doc,
                              CASE WHEN json_type(doc -> ?) = 'ARRAY'
@@ -445,15 +629,64 @@ class Loader:
 
 # Column names the pipeline itself adds. An input column with one of these names (say, a
 # validated/ file fed back in) is kept as input_<name>, so provenance stays the pipeline's.
-RESERVED = frozenset({"source_file", "source_row", "source_parent_row", "ordinality", "_ordinal", "_cast_errors"})
+RESERVED = frozenset(
+    {"source_file", "source_row", "source_parent_row", "ordinality", "_ordinal", "_cast_errors", LOAD_ERRORS}
+)
 
 
 def _input_name(name: str) -> str:
-    return f"input_{name}" if name in RESERVED else name
+    return f"input_{name}" if name.lower() in RESERVED else name
+
+
+def _compression(path: Path) -> str:
+    """gzip for a `.gz` name in any case (DuckDB's own detection is case-sensitive)."""
+    return "gzip" if path.name.lower().endswith(".gz") else "none"
+
+
+# Arrow types DuckDB reads as something else: a duration arrives as its bare integer.
+def _positional(index: int, arrow_type: pa.DataType, name: str | None = None) -> str:
+    """The expression reading a Parquet file's column `index` (1-based) as what it holds."""
+    column = name or f"#{index}"
+    if pa.types.is_duration(arrow_type):
+        per_microsecond = {"s": "* 1000000", "ms": "* 1000", "us": "", "ns": "// 1000"}[arrow_type.unit]
+        return f"to_microseconds(CAST({column} AS BIGINT) {per_microsecond})"
+    return column
+
+
+def _check_names(source: SourceFile, names: list[str]) -> None:
+    """Column names DuckDB can hold apart, and none that looks like a declared one.
+
+    DuckDB names are case-insensitive, so `Email` beside `email` would be one column; and a
+    lone `ID` or `Email` is most likely the declared column under another spelling, which
+    read as an extra column would silently leave the declared one empty.
+    """
+    if any(not name.strip() for name in names):
+        raise InputError(f"{source.display}: header has an empty column name")
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(_input_name(name).lower(), name)
+        if other == name and list(names).count(name) > 1:
+            raise InputError(f"{source.display}: header repeats column {name!r}")
+        if other != name:
+            raise InputError(
+                f"{source.display}: columns {other!r} and {name!r} differ only in letter case "
+                "(column names are case-insensitive): rename one"
+            )
+    declared = {column.lower(): column for column in DATASETS[source.dataset].columns}
+    for name in names:
+        column = declared.get(name.lower())
+        if column is not None and column != name:
+            raise InputError(
+                f"{source.display}: column {name!r} is the {source.dataset} column {column!r} in other "
+                f"letter case: rename it to {column!r}"
+            )
 
 
 def _json_path(key: str) -> str:
-    return "$." + json.dumps(key)
+    """The JSON path of a top-level key. DuckDB's paths know only the escapes for a quote
+    and a backslash; any other character is written as it is (json.dumps would write an
+    accent as an escape, and the path would find nothing)."""
+    return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _empty_rejects(con: duckdb.DuckDBPyConnection, name: str) -> None:
@@ -475,52 +708,46 @@ def _require_columns(source: SourceFile, columns: list[str]) -> None:
 
 
 def _csv_header(source: SourceFile) -> tuple[list[str], str]:
-    """The header's column names and the delimiter, read from the first record."""
-    with _open_bytes(source.path) as raw:
-        first = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="").readline()
-    if not first.strip():
-        raise InputError(f"{source.display}: empty file, no header row")
-    delimiter = max(CSV_DELIMITERS, key=first.count)
-    header = [name.strip() for name in next(csv.reader([first], delimiter=delimiter))]
-    if any(not name for name in header):
-        raise InputError(f"{source.display}: header has an empty column name")
-    duplicates = sorted({name for name in header if header.count(name) > 1})
-    if duplicates:
-        raise InputError(f"{source.display}: header repeats column {duplicates[0]!r}")
+    """The header's column names and the delimiter, read from the first record.
+
+    The delimiter is judged on the first line; the names are read as a CSV record, which
+    may go on past that line when a quoted name holds a line break.
+    """
+    with scans.open_bytes(source.path) as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+        first = text.readline()
+        if not first.strip():
+            raise InputError(f"{source.display}: empty file, no header row")
+        delimiter = max(CSV_DELIMITERS, key=first.count)
+        header = [name.strip() for name in next(csv.reader(itertools.chain([first], text), delimiter=delimiter))]
     return header, delimiter
 
 
-def _open_bytes(path: Path):
-    """A file's bytes, decompressed when it is gzip (`.gz`)."""
-    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+def _stop_at_unterminated_quote(con: duckdb.DuckDBPyConnection, source: SourceFile, rejects: str, good: str) -> None:
+    """Raise InputError when a quote that is never closed swallowed lines after its own.
 
-
-def _blank_lines_before(path: Path, positions: list[int]) -> dict[int, int]:
-    """For each byte position, how many blank lines come before it in the (decompressed) file.
-
-    Only called for a file with malformed records. A blank line inside a quoted field is part
-    of its record, not a blank line: a position is inside quotes when an odd number of quote
-    characters precede it (an escaped quote is doubled, which keeps the parity).
+    DuckDB then reads from the quote to the end of the file as one broken record, the last
+    one it yields: the lines after it vanished into one reject row. Which of them were
+    meant as records cannot be known, so the file cannot be read. (DuckDB says
+    "unterminated quote" for a stray quote too, but then goes on reading the next record;
+    and an unclosed quote on the last line is just that record's fault.)
     """
-    if not positions:
-        return {}
-    blank_at: list[int] = []
-    offset, quotes, previous = 0, 0, b"\n"
-    with _open_bytes(path) as handle:
-        while chunk := handle.read(8 * 2**20):
-            joined = previous + chunk  # a blank line may straddle two chunks
-            counted = len(previous)  # quotes of `previous` were counted with the last chunk
-            for match in re.finditer(rb"\n(?=\r?\n)", joined):
-                if match.end() <= counted:
-                    continue
-                quotes += joined.count(b'"', counted, match.end())
-                counted = match.end()
-                if quotes % 2 == 0:
-                    blank_at.append(offset - len(previous) + match.end())
-            quotes += joined.count(b'"', counted)
-            offset += len(chunk)
-            previous = chunk[-1:]
-    return {p: bisect.bisect_left(blank_at, p) for p in positions}
+    found = rows(
+        con,
+        f"""SELECT record_start, column_name FROM {rejects}
+            WHERE error_message ILIKE '%unterminated quote%'
+              AND line - 1 - blanks_before = (SELECT count(*) FROM {good})
+                                             + (SELECT count(DISTINCT line) FROM {rejects})""",
+    )
+    if not found:
+        return
+    position, column = found[0]
+    line, later = scans.lines_around(source.path, position)
+    if later:
+        raise InputError(
+            f"{source.display}: line {line}: a quote opened in column {column!r} is never closed, so the "
+            f"{later} line{'s' if later > 1 else ''} after it cannot be read (fix the quoting and re-export)"
+        )
 
 
 def _first_line(error: Exception) -> str:

@@ -6,17 +6,19 @@ whole dataset (unique keys, references to other datasets) are SELECTs of the bad
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import pandera.polars as pa
 import polars as pl
 
 from pipeline import db, failpoints
 from pipeline.coerce import typed_select
 from pipeline.context import PARQUET, RunContext
-from pipeline.errors import RejectRatioExceeded
+from pipeline.errors import InputError, RejectRatioExceeded
 from pipeline.readers import LoadedFile, Loader, SourceFile, discover, require
 from schemas import DATASETS, Dataset
 from schemas.benefit_definitions import rule_problem
@@ -138,15 +140,32 @@ def _validate_dataset(
     typed, rejects = f"typed_{name}", f"rejects_{name}"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {rejects} {REJECTS_DDL}")
     if files:
-        selects = []
+        # Neighbouring files with the same columns (a folder of parts) are cast as one
+        # table: one SELECT to plan, not one per part.
+        described = [(file, tuple(db.rows(con, f"DESCRIBE {file.table}"))) for file in files]
+        selects, groups = [], []
+        for number, (columns, group) in enumerate(itertools.groupby(described, key=lambda d: d[1])):
+            tables = [file.table for file, _ in group]
+            source = tables[0]
+            if len(tables) > 1:
+                source = f"parts_{name}_{number}"
+                groups.append(source)
+                con.execute(f"CREATE TEMP VIEW {source} AS " + " UNION ALL ".join(f"SELECT * FROM {t}" for t in tables))
+            raw_columns = {row[0]: row[1] for row in columns}
+            selects.append(typed_select(dataset, raw_columns, source, context.naive_timezone))
         for file in files:
-            columns = {row[0]: row[1] for row in db.rows(con, f"DESCRIBE {file.table}")}
-            selects.append(typed_select(dataset, columns, file.table, context.naive_timezone))
             con.execute(
                 f"INSERT INTO {rejects} SELECT ?, source_file, source_row, \"column\", \"check\", value, reason, detail FROM {file.malformed}",
                 [name],
             )
-        con.execute(f"CREATE OR REPLACE TABLE {typed} AS " + " UNION ALL BY NAME ".join(selects))
+        try:
+            con.execute(f"CREATE OR REPLACE TABLE {typed} AS " + " UNION ALL BY NAME ".join(selects))
+        except duckdb.Error as error:
+            # A Parquet file is read here, not when it was found: a damaged page, or text
+            # that is not UTF-8, surfaces now. It is the file's fault, named as such.
+            raise _unreadable(error, files) from None
+        for view in groups:
+            con.execute(f"DROP VIEW {view}")
         for file in files:
             loader.release(file)
     else:
@@ -162,7 +181,7 @@ def _validate_dataset(
         f"""
         INSERT INTO {rejects}
         SELECT ?, source_file, source_row, e."column", 'dtype', e.value, 'invalid_type',
-               'expected ' || e.expected
+               'expected ' || e.expected || coalesce(', got ' || e.got, '')
         FROM (SELECT source_file, source_row, unnest(_cast_errors) AS e FROM {typed})
         """,
         [name],
@@ -196,23 +215,54 @@ def _validate_dataset(
         )
 
 
+def _unreadable(error: Exception, files: list[LoadedFile]) -> InputError:
+    """The InputError for a DuckDB error met while reading `files`, naming the file it cites."""
+    message = str(error).strip().splitlines()[0]
+    for file in files:
+        path = str(file.source.path.absolute())
+        if path in message:
+            return InputError(f"{file.source.display}: cannot be read ({message.replace(path, file.source.display)})")
+    names = ", ".join(file.source.display for file in files)
+    return InputError(f"{names}: cannot be read ({message})")
+
+
 # Rows handed to pandera at a time: bounds polars' memory whatever the dataset's size.
 # Nothing pandera checks spans rows (keys and references are SQL over the whole dataset).
 PANDERA_CHUNK_ROWS = 1_000_000
 
 
 def _pandera_rejects(context: RunContext, dataset: Dataset, typed: str, rejects: str) -> None:
-    """Run the dataset's pandera model over the typed rows; its failures become rejects."""
+    """Run the dataset's pandera model over the typed rows; its failures become rejects.
+
+    The rows come in chunks of one streamed result, not by `rowid` ranges: an input column
+    named `rowid` would stand in for DuckDB's and decide which rows are checked.
+    """
     con = context.con
     schema = _checked_part(dataset.schema)
-    columns = ", ".join(db.quote(c) for c in schema.columns)
-    total = db.scalar(con, f"SELECT count(*) FROM {typed}")
-    for start in range(0, total, PANDERA_CHUNK_ROWS):
-        frame = con.sql(
-            f"SELECT {columns}, source_file, source_row FROM {typed} WHERE rowid >= ? AND rowid < ?",
-            params=[start, start + PANDERA_CHUNK_ROWS],
-        ).pl()
-        _pandera_chunk(context, dataset, schema, frame, rejects)
+    columns = ", ".join(db.quote(c) for c in [*schema.columns, "source_file", "source_row"])
+    found: list[pl.DataFrame] = []
+    # The reader owns the connection until it is drained: failures are inserted after.
+    with con.sql(f"SELECT {columns} FROM {typed}").to_arrow_reader(batch_size=PANDERA_CHUNK_ROWS) as batches:
+        for batch in batches:
+            failures = _pandera_chunk(dataset, schema, pl.from_arrow(batch))
+            if failures is not None:
+                found.append(failures)
+    if found:
+        # Rows already rejected because a value did not fit its type: the null it became is
+        # not a second fault of the same column.
+        con.register("pandera_failures", pl.concat(found).to_arrow())
+        try:
+            con.execute(
+                f"""
+                INSERT INTO {rejects}
+                SELECT f.* FROM pandera_failures f
+                WHERE NOT EXISTS (SELECT 1 FROM {rejects} r WHERE r.source_file = f.source_file
+                                  AND r.source_row = f.source_row AND r."column" = f."column"
+                                  AND r.reason = 'invalid_type')
+                """
+            )
+        finally:
+            con.unregister("pandera_failures")
     _explain_rules(context, rejects)
 
 
@@ -231,13 +281,11 @@ def _checked_part(schema: pa.DataFrameSchema) -> pa.DataFrameSchema:
     )
 
 
-def _pandera_chunk(
-    context: RunContext, dataset: Dataset, schema: pa.DataFrameSchema, frame: pl.DataFrame, rejects: str
-) -> None:
-    con = context.con
+def _pandera_chunk(dataset: Dataset, schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.DataFrame | None:
+    """The reject rows of one chunk of typed rows (None when every row passes)."""
     try:
         schema.validate(frame, lazy=True)
-        return
+        return None
     except pa.errors.SchemaErrors as errors:
         failures = errors.failure_cases
     # A failure with no row is a check that crashed or a column of the wrong type: a bug in
@@ -283,7 +331,7 @@ def _pandera_chunk(
     located = located.with_columns(pl.col("check").cast(pl.Utf8)).join(
         row_values, on=["index", "check"], how="left"
     )
-    frame_rejects = located.select(
+    return located.select(
         pl.lit(dataset.name).alias("dataset"),
         "source_file",
         "source_row",
@@ -293,19 +341,6 @@ def _pandera_chunk(
         reason.alias("reason"),
         pl.format("failed {}", pl.col("check")).alias("detail"),
     )
-    # Rows already rejected because a value did not fit its type: the null it became is
-    # not a second fault of the same column.
-    con.register("pandera_failures", frame_rejects.to_arrow())
-    con.execute(
-        f"""
-        INSERT INTO {rejects}
-        SELECT f.* FROM pandera_failures f
-        WHERE NOT EXISTS (SELECT 1 FROM {rejects} r WHERE r.source_file = f.source_file
-                          AND r.source_row = f.source_row AND r."column" = f."column"
-                          AND r.reason = 'invalid_type')
-        """
-    )
-    con.unregister("pandera_failures")
 
 
 def _explain_rules(context: RunContext, rejects: str) -> None:

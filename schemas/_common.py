@@ -6,19 +6,23 @@ Each schema module declares one pandera model; these are the pieces they have in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from zoneinfo import available_timezones
-
 import pandera.polars as pa
 import polars as pl
+
+from pipeline import zones
 
 Timestamp = pl.Datetime(time_unit="us", time_zone="UTC")
 StrList = pl.List(pl.Utf8)
 
-# tzdata (a declared dependency) makes this the full IANA list on every machine.
-IANA_TIMEZONES = frozenset(available_timezones())
 
-# How a text column is cast besides its dtype; read by pipeline.typing.
+# tzdata (a declared dependency) makes this the same list on every machine.
+IANA_TIMEZONES = zones.usable()
+
+# How a text column is cast besides its dtype; read by pipeline.coerce. A JSON object
+# (`attributes`) or any JSON text (`claim_condition`): a struct or map in Parquet, or an
+# object in NDJSON, becomes its JSON text.
 JSON_OBJECT = {"format": "json_object"}
+JSON_TEXT = {"format": "json"}
 
 
 def optional(**kwargs) -> pa.Field:

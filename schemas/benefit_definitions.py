@@ -6,7 +6,7 @@ A definition carries its limits, claim window and an optional JsonLogic claim co
 import pandera.polars as pa
 import polars as pl
 
-from schemas._common import StrList, Timestamp, optional
+from schemas._common import JSON_TEXT, StrList, Timestamp, optional
 
 KEY = "id"
 UNIQUE = ("id", "handle")
@@ -48,7 +48,7 @@ class BenefitDefinitions(pa.DataFrameModel):
     claim_period_start_at: Timestamp = optional()
     claim_period_end_at: Timestamp = optional()
     # JSON text of a JsonLogic rule; whether it parses is part of the rule check.
-    claim_condition: pl.Utf8 = optional()
+    claim_condition: pl.Utf8 = optional(metadata=JSON_TEXT)
     end_at: Timestamp = optional()
     total_allocations: pl.Int64 = optional(ge=0)
     total_allocations_remaining: pl.Int64 = optional(ge=0)

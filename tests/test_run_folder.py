@@ -193,3 +193,16 @@ def test_the_clock_of_a_resumed_run_is_kept_unless_given(tmp_path):
 
     assert rerun.exit_code == 0, rerun.output
     assert manifest(tmp_path / "run")["as_of"] == record["as_of"] == "2026-11-21T22:00:00+00:00"
+
+
+def test_folders_named_like_glob_patterns_read_their_own_files(tmp_path):
+    # DuckDB expands [1] in a path as a pattern: runs/night-[1] would read runs/night-1's files.
+    scenario(tmp_path, [profile("p1"), profile("p2")], [definition()], ONE_CAMPAIGN)
+    assert issue(tmp_path, "night-1", state="state-1").exit_code == 0
+    write_rows(tmp_path / "input" / "profiles.csv", [profile("p3")])
+
+    result = issue(tmp_path, "night-[1]", state="state-[1]")
+
+    assert result.exit_code == 0, result.output
+    assert plan(tmp_path, "night-[1]")["profile_id"].to_list() == ["p3"]
+    assert plan(tmp_path, "night-1")["profile_id"].to_list() == ["p1", "p2"]
