@@ -125,6 +125,9 @@ class _Answer:
     close: bool = False
 
 
+_Ticket = tuple[list[Request], int]  # a request's record: the log it went into, and where
+
+
 def _message(status: int, message: str) -> _Answer:
     return _Answer(status, {"message": message})
 
@@ -581,7 +584,9 @@ class FakeOmneo:
         self._limit = _RateLimit(self.rate) if self.rate is not None else None
         self._refusals = 0  # 429s so far, which picks the next Retry-After form
 
-    def _exchange(self, method: str, target: str, headers: Mapping[str, str], raw: bytes | None) -> tuple[int, _Answer]:
+    def _exchange(
+        self, method: str, target: str, headers: Mapping[str, str], raw: bytes | None
+    ) -> tuple[_Ticket, _Answer]:
         """Record a request and decide its answer; called by the handler thread of its connection."""
         split = urlsplit(target)
         route, params, allowed = _match(method, split.path)
@@ -599,22 +604,23 @@ class FakeOmneo:
                     had_authorization="Authorization" in headers,
                 )
             )
+            ticket = (self._log, index)
             refusal, fault = self._admit(index, method, split, route, allowed, headers, raw)
         if refusal is not None:
-            return index, refusal
+            return ticket, refusal
         assert route is not None and raw is not None
         body: dict[str, Any] = {}
         if method == "POST":
             parsed, refusal = _json_body(headers.get("Content-Type", ""), raw)
             if refusal is not None:
-                return index, refusal
+                return ticket, refusal
             body = parsed or {}
         answer = getattr(self, route.handler)(params, split.query, body)
-        self._note(index, applied=answer.applied)
         if fault is not None and answer.applied:
-            self._note(index, fault=fault)
-            answer = _after_applying(fault, answer)
-        return index, answer
+            self._note(ticket, applied=True, fault=fault)
+            return ticket, _after_applying(fault, answer)
+        self._note(ticket, applied=answer.applied)
+        return ticket, answer
 
     def _admit(
         self,
@@ -676,14 +682,17 @@ class FakeOmneo:
         self._attempts[call] += 1
         return self.faults.pick(random.Random(f"{self.seed}|{call}|{attempt}").random())
 
-    def _note(self, index: int, **changes: Any) -> None:
+    def _note(self, ticket: _Ticket, **changes: Any) -> None:
+        # The ticket names the log the request went into, so a reset() meanwhile cannot make a
+        # late answer overwrite someone else's record.
+        log, index = ticket
         with self._lock:
-            self._log[index] = replace(self._log[index], **changes)
+            log[index] = replace(log[index], **changes)
 
-    def _answered(self, index: int, status: int | None) -> None:
+    def _answered(self, ticket: _Ticket, status: int | None) -> None:
         # Called before the bytes go out, so a client that inspects the fake right after its
         # answer sees the answer recorded.
-        self._note(index, status=status, answered_at=time.monotonic())
+        self._note(ticket, status=status, answered_at=time.monotonic())
 
     def _opened(self, connection: socket.socket) -> None:
         with self._lock:
@@ -837,9 +846,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         fake = self.server.fake
-        raw = self._read_body()
         try:
-            index, answer = fake._exchange(self.command, self.path, self.headers, raw)
+            raw = self._read_body()
+        except OSError:  # the client left mid-body, or stop() shut the connection
+            self.close_connection = True
+            return
+        try:
+            ticket, answer = fake._exchange(self.command, self.path, self.headers, raw)
         except Exception:
             fake._bug(traceback.format_exc())
             self._send(replace(_message(500, "FakeOmneo failed; stop() raises with the traceback."), close=True))
@@ -847,10 +860,10 @@ class _Handler(BaseHTTPRequestHandler):
         if answer.then == "stall":
             fake._stopping.wait(fake.stall_seconds)  # stop() cuts a stall short
         if answer.then == "reset":
-            fake._answered(index, None)
+            fake._answered(ticket, None)
             self._reset()
             return
-        fake._answered(index, answer.status)
+        fake._answered(ticket, answer.status)
         self._send(answer)
 
     def _read_body(self) -> bytes | None:
