@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
@@ -351,6 +352,31 @@ def test_faults_are_reproducible_from_the_seed_and_a_retry_draws_afresh():
     assert len(set(statuses(7, same_call=True))) > 1  # retries of one call meet different faults
 
 
+def test_concurrent_answers_match_what_was_applied_and_repeat_with_the_seed():
+    faults = Faults(unavailable=0.2, apply_then_500=0.2, apply_then_reset=0.2)
+
+    def night() -> tuple[dict[int, int | str], Counter[str], list[object]]:
+        with FakeOmneo(TOKEN, faults=faults, seed=3) as omneo:
+
+            def send(n: int) -> int | str:
+                try:
+                    return post_batch(omneo, benefit(n), key=f"k{n}").status
+                except ConnectionResetError:
+                    return "reset"
+
+            with ThreadPoolExecutor(8) as pool:
+                outcomes = dict(zip(range(80), pool.map(send, range(80))))
+            ids = [b["id"] for b in call(omneo, "GET", "/api/v3/profiles/p-1/benefits").body["data"]]
+            return outcomes, omneo.applied("benefits"), ids
+
+    outcomes, applied, ids = night()
+    assert {200, 500, 503, "reset"} <= set(outcomes.values())
+    assert set(applied) == {external_id(n) for n, outcome in outcomes.items() if outcome != 503}
+    assert set(applied.values()) == {1}
+    assert len(ids) == len(set(ids)) == len(applied)
+    assert night()[0] == outcomes  # whatever order the eight workers arrived in
+
+
 def test_everything_turns_every_fault_on_at_a_moderate_rate():
     everything = Faults.everything()
     assert everything.lookups_fail
@@ -390,6 +416,29 @@ def test_429_cycles_through_four_retry_after_forms():
         assert checks[3].actual_gap >= 1.0
 
 
+def test_a_request_in_flight_when_a_429_is_answered_is_not_its_next(monkeypatch):
+    lookup_path = "/api/v3/profiles/p-1/benefits"
+    with FakeOmneo(TOKEN, rate=1) as omneo:
+        record_answer = omneo._answered
+
+        def hold_429s(ticket: object, status: int | None) -> None:
+            if status == 429:
+                time.sleep(0.3)  # the other worker's request arrives before this answer goes out
+            record_answer(ticket, status)
+
+        monkeypatch.setattr(omneo, "_answered", hold_429s)
+        assert call(omneo, "GET", lookup_path).status == 200
+        worker = threading.Thread(target=call, args=(omneo, "GET", lookup_path))
+        worker.start()
+        time.sleep(0.1)
+        assert call(omneo, "GET", lookup_path).status == 429
+        worker.join()
+        time.sleep(0.1)
+        call(omneo, "GET", lookup_path)
+        workers_429 = omneo.retry_after_honoured()[0]
+        assert 0.05 < workers_429.actual_gap < 0.5
+
+
 def test_max_calls_in_window_counts_arrivals_in_half_open_windows(omneo):
     for _ in range(3):
         call(omneo, "GET", "/api/v3/profiles/p-1/benefits")
@@ -400,9 +449,10 @@ def test_max_calls_in_window_counts_arrivals_in_half_open_windows(omneo):
     assert omneo.max_calls_in_window(0.25) == 4
     assert omneo.max_calls_in_window(1.0, only_posts=True) == 1
 
-    arrivals = [r.arrived_at for r in omneo.requests()]
-    gap = arrivals[4] - arrivals[3]
-    assert omneo.max_calls_in_window(gap, only_posts=False) < omneo.max_calls_in_window(gap * 1.01)
+    # [first, last) leaves the last arrival out; a hair wider takes all five.
+    first, *_, last = (r.arrived_at for r in omneo.requests())
+    assert omneo.max_calls_in_window(last - first) == 4
+    assert omneo.max_calls_in_window((last - first) * 1.001) == 5
 
 
 # --- lookups lag behind a queued batch ---------------------------------------------------------------
@@ -449,6 +499,18 @@ def test_reset_forgets_requests_and_state(omneo):
     assert (omneo.requests(), omneo.applied("benefits")) == ([], Counter())
     assert lookup(omneo, "p-1", external_id(1)) == []
     assert isinstance(omneo.requests()[0], Request)
+
+
+def test_an_answer_in_flight_across_a_reset_stays_out_of_the_new_log():
+    with FakeOmneo(TOKEN, faults=Faults(apply_then_stall=1.0), stall_seconds=0.4) as omneo:
+        stalled = threading.Thread(target=post_batch, args=(omneo, benefit(1)), kwargs={"timeout": 3.0})
+        stalled.start()
+        time.sleep(0.1)
+        omneo.reset()
+        assert call(omneo, "GET", "/api/v3/nowhere").status == 404
+        stalled.join()
+        assert [(r.path, r.status) for r in omneo.requests()] == [("/api/v3/nowhere", 404)]
+        assert omneo.applied("benefits") == Counter()
 
 
 def test_a_failure_inside_the_fake_fails_stop(monkeypatch):
