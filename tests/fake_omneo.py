@@ -156,7 +156,9 @@ _ROUTES = (
     _route("GET", rf"/api/v3/profiles/{_PROFILE}/benefits", "lookup", "_get_benefits"),
     _route("POST", rf"/api/v3/profiles/{_PROFILE}/benefits/claim-redeem", "claim_redeem", "_post_claim_redeem"),
     _route("POST", rf"/api/v3/profiles/{_PROFILE}/benefits/{_BENEFIT}/redemptions", "redemptions", "_post_redemption"),
-    _route("GET", rf"/api/v3/profiles/{_PROFILE}/benefits/{_BENEFIT}/redemptions", "lookup", "_get_benefit_redemptions"),
+    _route(
+        "GET", rf"/api/v3/profiles/{_PROFILE}/benefits/{_BENEFIT}/redemptions", "lookup", "_get_benefit_redemptions"
+    ),
     _route("GET", rf"/api/v3/profiles/{_PROFILE}/redemptions", "lookup", "_get_redemptions"),
     _route("POST", r"/api/v3/redemptions/(?P<redemption_id>[^/]+)/benefit/return", "returns", "_post_return"),
 )
@@ -225,7 +227,8 @@ def _rule_message(value: object, rule: str, bad_profiles: frozenset[str]) -> str
     if value is None or value == "":
         return "The {attr} field is required."
     if rule == "integer":
-        return None if isinstance(value, int) and not isinstance(value, bool) else "The {attr} field must be an integer."
+        is_integer = isinstance(value, int) and not isinstance(value, bool)
+        return None if is_integer else "The {attr} field must be an integer."
     if rule == "array":
         return None if isinstance(value, dict | list) else "The {attr} field must be an array."
     if not isinstance(value, str):
@@ -350,7 +353,9 @@ class _Ledger:
         return [
             dict(benefit)
             for visible_at, benefit in self.benefits
-            if visible_at <= now and benefit["profile_id"] == profile_id and external_id in (None, benefit["external_id"])
+            if visible_at <= now
+            and benefit["profile_id"] == profile_id
+            and external_id in (None, benefit["external_id"])
         ]
 
     def add_redemption(self, kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
@@ -359,7 +364,9 @@ class _Ledger:
         self.applied[kind][redemption["external_id"]] += 1
         return dict(redemption)
 
-    def redemptions_of(self, profile_id: str, external_id: str | None, benefit_id: str | None = None) -> list[dict[str, Any]]:
+    def redemptions_of(
+        self, profile_id: str, external_id: str | None, benefit_id: str | None = None
+    ) -> list[dict[str, Any]]:
         return [
             dict(redemption)
             for redemption in self.redemptions
@@ -800,7 +807,10 @@ class _Server(ThreadingHTTPServer):
         # yet tracked (socketserver tracks only non-daemon ones), so server_close() can join it.
         self.connection_threads = [t for t in self.connection_threads if t.is_alive()]
         thread = threading.Thread(
-            target=self.process_request_thread, args=(request, client_address), name="fake-omneo-connection", daemon=True
+            target=self.process_request_thread,
+            args=(request, client_address),
+            name="fake-omneo-connection",
+            daemon=True,
         )
         self.connection_threads.append(thread)
         thread.start()

@@ -138,7 +138,8 @@ def test_the_token_is_never_recorded(omneo):
     post_batch(omneo, benefit(1), key="benefits-3f1c")
     lookup(omneo, "p-1", external_id(1))
     first = omneo.requests()[0]
-    assert (first.idempotency_key, first.user_agent, first.had_authorization) == ("benefits-3f1c", "omneo-bulk/test", True)
+    assert (first.idempotency_key, first.user_agent) == ("benefits-3f1c", "omneo-bulk/test")
+    assert first.had_authorization
     state = {name: value for name, value in vars(omneo).items() if name not in ("_server", "_thread", "_connections")}
     kept = _strings_in(state, set()) + [repr(omneo), repr(omneo.requests())]
     assert any("benefits-3f1c" in text for text in kept)  # the walk does reach the records
@@ -436,7 +437,7 @@ def test_a_request_in_flight_when_a_429_is_answered_is_not_its_next(monkeypatch)
         time.sleep(0.1)
         call(omneo, "GET", lookup_path)
         workers_429 = omneo.retry_after_honoured()[0]
-        assert 0.05 < workers_429.actual_gap < 0.5
+        assert workers_429.actual_gap > 0.05  # the next request after the answer, not the one before it
 
 
 def test_max_calls_in_window_counts_arrivals_in_half_open_windows(omneo):
