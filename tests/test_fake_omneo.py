@@ -103,7 +103,9 @@ def test_it_listens_on_an_ephemeral_loopback_port(omneo):
     request = urllib.request.Request(
         omneo.base_url + "/api/v3/profiles/p-1/benefits", headers={"Authorization": f"Bearer {TOKEN}"}
     )
-    with urllib.request.urlopen(request, timeout=5) as response:
+    # No proxy handler: an HTTP_PROXY in the environment must not carry loopback traffic away.
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with direct.open(request, timeout=5) as response:
         assert response.status == 200
         assert json.loads(response.read()) == {"data": []}
 
