@@ -496,6 +496,8 @@ def _resolutions(_ctx: click.Context, _param: click.Parameter, values: tuple[str
               help="Seconds to wait for one answer; past it the call's outcome is unknown.")
 @click.option("--patience", type=click.FloatRange(min=0), default=900.0, show_default=True,
               help="Seconds one call is retried while Omneo is unreachable or answers 429.")
+@click.option("--queue-wait", type=click.FloatRange(min=0), default=120.0, show_default=True,
+              help="Seconds after a batch of unknown outcome before its benefits are looked up (Omneo queues them).")
 @click.option("--max-calls", type=click.IntRange(min=1), help="Send at most this many requests, then stop (exit 4).")
 @click.option("--dry-run", is_flag=True, help="Check every line against the journal; say what would happen. No network.")
 @click.option("--force", is_flag=True, help="Send a night far above the recent runs' median anyway.")
@@ -541,6 +543,7 @@ def push_command(log: Log, out_dir: Path, state_dir: Path | None, base_url: str 
             state_dir=state_dir or _state_of(context), base_url=base_url, dry_run=dry_run,
             kinds=options["kinds"], rate=options["rate"], concurrency=options["concurrency"],
             timeout=options["timeout"], patience=options["patience"], max_calls=options["max_calls"],
+            queue_wait=options["queue_wait"],
             force=options["force"], guard_factor=options["guard_factor"], guard_runs=options["guard_runs"],
             guard_minimum=options["guard_min_runs"], resolve=options["resolve"],
             lookups={"benefits": options["lookup_benefits"], "redemptions": options["lookup_redemptions"],
@@ -577,8 +580,9 @@ def _echo_push(log: Log, result, dry_run: bool) -> None:
     for key in result.review:
         log.event("needs_review", f"return {key} has an unknown outcome and is never resent: check it in Omneo, "
                   f"then push --resolve {key}=sent (or =pending to send it)", key=key)
-    log.event("push_finished", f"push: {result.posts} requests in {result.seconds:.1f} s; exit {result.exit_status}",
-              requests=result.posts, seconds=result.seconds, exit_status=result.exit_status, **result.counts)
+    log.event("push_finished", f"push: {result.posts} calls sent and {result.lookups} lookups in {result.seconds:.1f} s; "
+              f"exit {result.exit_status}", requests=result.posts, lookups=result.lookups, seconds=result.seconds,
+              exit_status=result.exit_status, **result.counts)
 
 
 @main.command("report")

@@ -27,6 +27,12 @@ POINTS = (
     "reconcile_staged",       # reconcile: every output staged, nothing committed
     "report_staged",          # report: warehouse and reports staged
 )
+# And the points of a push (tests/test_push.py kills at each).
+PUSH_POINTS = (
+    "push_in_flight",         # a call marked in_flight, its request not sent yet
+    "push_answered",          # Omneo answered a call, the journal not told yet
+    "push_resolved",          # a lookup settled a call of unknown outcome
+)
 
 
 _passed: Counter[str] = Counter()

@@ -43,6 +43,7 @@ class Options:
     concurrency: int = 4
     timeout: float = 30.0
     patience: float = 900.0
+    queue_wait: float = 120.0
     dry_run: bool = False
     max_calls: int | None = None
     force: bool = False
@@ -61,6 +62,7 @@ class PushResult:
     counts: dict[str, int] = field(default_factory=dict)  # state -> calls of the run, after this push
     by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
     posts: int = 0
+    lookups: int = 0
     rejected_benefits: int = 0
     review: list[str] = field(default_factory=list)  # returns of unknown outcome: keys for a person
     plan: dict[str, Counter] = field(default_factory=dict)  # --dry-run: kind -> what would happen
@@ -123,16 +125,17 @@ def run(context: RunContext, options: Options, token: str | None, progress: Sile
             settings = Settings(
                 base_url=options.base_url, token=token, user_agent=f"omneo-bulk/{__version__}", rate=options.rate,
                 concurrency=options.concurrency, timeout=options.timeout, patience=options.patience,
-                max_calls=options.max_calls, lookups=options.lookups,
+                max_calls=options.max_calls, lookups=options.lookups, queue_wait=options.queue_wait,
             )
-            to_do = sum(journal.counts(context.run_id)[s] for s in ("pending", "in_flight", "ambiguous"))
+            to_do = sum(1 for e in journal.entries(context.run_id, ("pending", "in_flight", "ambiguous"))
+                        if e.kind in options.kinds)
             with (progress or Silent()).counter("push", to_do) as tick:
                 sender = Sender(settings, journal, {c.key: c.body_text for c in calls},
                                 lambda entry, outcome: tick(outcome))
                 try:
-                    asyncio.run(sender.run(context.run_id))
+                    asyncio.run(sender.run(context.run_id, options.kinds))
                 finally:
-                    result.posts = sender.posts
+                    result.posts, result.lookups = sender.posts, sender.lookups
                     _finish(context, options, journal, result, started)
         finally:
             journal.close()
@@ -151,9 +154,12 @@ def _finish(context: RunContext, options: Options, journal: Journal, result: Pus
     if rejected:
         state.forget(context.con, options.state_dir, context.run_id, sorted(rejected))
     entries = journal.entries(context.run_id)
-    result.counts = journal.counts(context.run_id)
+    # The exit status speaks for the kinds this push was asked to send; the results list all.
+    result.counts = dict.fromkeys(STATES, 0)
     for entry in entries:
         result.by_kind.setdefault(entry.kind, dict.fromkeys(STATES, 0))[entry.state] += 1
+        if entry.kind in options.kinds:
+            result.counts[entry.state] += 1
     result.review = [e.key for e in entries if e.kind == "returns" and e.state in ("ambiguous", "in_flight")]
     result.seconds = round(time.perf_counter() - started, 3)
     _write_results(context, entries)
@@ -165,6 +171,7 @@ def _finish(context: RunContext, options: Options, journal: Journal, result: Pus
         "states": result.counts,
         "by_kind": result.by_kind,
         "requests_sent": result.posts,
+        "lookups": result.lookups,
         "rejected_benefits": result.rejected_benefits,
         "returns_for_review": result.review,
         "exit_status": result.exit_status,

@@ -24,6 +24,7 @@ import httpx
 import stamina
 from aiolimiter import AsyncLimiter
 
+from pipeline import failpoints
 from pipeline.errors import AuthError
 from pipeline.push import calls as payload
 from pipeline.push.journal import Entry, Journal
@@ -49,6 +50,10 @@ class Settings:
     timeout: float = 30.0  # seconds for one request
     patience: float = 900.0  # seconds one call keeps being retried (refused, 429) before the push gives up on it
     max_calls: int | None = None  # POST requests this push may make
+    # Omneo's batch endpoint only queues its benefits: a lookup right after an unknown
+    # outcome may miss benefits still in the queue. A batch is looked up only this many
+    # seconds after it was sent (docs/push.md).
+    queue_wait: float = 120.0
     lookups: dict[str, str] = field(default_factory=lambda: dict(payload.LOOKUPS))
 
 
@@ -168,14 +173,16 @@ class Sender:
         self.progress = progress
         self.gate = Gate(settings.rate)
         self.posts = 0  # POST requests made, for --max-calls
+        self.lookups = 0  # GET requests made to settle unknown outcomes
         self.client: httpx.AsyncClient | None = None
+        self.in_flight: asyncio.Semaphore | None = None  # --concurrency requests at once, lookups included
 
     @property
     def out_of_budget(self) -> bool:
         return self.settings.max_calls is not None and self.posts >= self.settings.max_calls
 
-    async def run(self, run_id: str) -> None:
-        """Resolve what is unknown, send what is pending; repeat while that makes progress."""
+    async def run(self, run_id: str, kinds: tuple[str, ...] = payload.KINDS) -> None:
+        """Resolve what is unknown, send what is pending, of `kinds`; repeat while that makes progress."""
         self.journal.interrupted()
         headers = {"Authorization": f"Bearer {self.settings.token}", "User-Agent": self.settings.user_agent,
                    "Accept": "application/json", "Content-Type": "application/json"}
@@ -185,9 +192,13 @@ class Sender:
                                      timeout=httpx.Timeout(self.settings.timeout), follow_redirects=False,
                                      trust_env=False) as client:
             self.client = client
+            self.in_flight = asyncio.Semaphore(self.settings.concurrency)
+            def of_kinds(states: tuple[str, ...]) -> list[Entry]:
+                return [e for e in self.journal.entries(run_id, states) if e.kind in kinds]
+
             for _ in range(ROUNDS):
-                await self._each(self.journal.entries(run_id, ("ambiguous",)), self._resolve)
-                pending = self.journal.entries(run_id, ("pending",))
+                await self._each(of_kinds(("ambiguous",)), self._resolve)
+                pending = of_kinds(("pending",))
                 if not pending or self.out_of_budget:
                     break
                 before = self.journal.counts(run_id)
@@ -206,7 +217,7 @@ class Sender:
             async with asyncio.TaskGroup() as group:
                 for _ in range(min(self.settings.concurrency, len(queue))):
                     group.create_task(worker())
-        except* AuthError as failed:
+        except* BaseException as failed:  # one worker's fault, as itself (AuthError above all)
             raise failed.exceptions[0] from None
 
     # Sending ------------------------------------------------------------------------------
@@ -232,10 +243,15 @@ class Sender:
         self._record(entry, body, outcome)
 
     async def _post(self, entry: Entry, body: str) -> Outcome:
-        await self.gate.enter()
-        self.journal.start(entry.key)  # durable before the request leaves
-        self.posts += 1
-        started = time.monotonic()
+        async with self.in_flight:
+            await self.gate.enter()
+            self.journal.start(entry.key)  # durable before the request leaves
+            failpoints.reach("push_in_flight")
+            self.posts += 1
+            started = time.monotonic()
+            return await self._post_now(entry, body, started)
+
+    async def _post_now(self, entry: Entry, body: str, started: float) -> Outcome:
         try:
             response = await self.client.post(entry.path, content=body.encode("utf-8"),
                                               headers={"Idempotency-Key": entry.key})
@@ -244,6 +260,7 @@ class Sender:
         except httpx.TransportError as error:  # sent, then timed out, reset or cut: unknown
             return Outcome("ambiguous", error=f"{_describe(error)} after the request was sent",
                            latency_ms=_ms(started))
+        failpoints.reach("push_answered")
         return self._classify(response, started)
 
     def _classify(self, response: httpx.Response, started: float) -> Outcome:
@@ -304,12 +321,15 @@ class Sender:
         targets = payload.targets(entry.kind, entry.path, body, self.settings.lookups)
         if not targets:
             return  # a return cannot be looked up or made idempotent: it waits for a person
+        if entry.path.endswith("batch.json"):
+            await _until(datetime.fromisoformat(entry.updated_at).timestamp() + self.settings.queue_wait)
         try:
             found = await asyncio.gather(*(self._exists(target) for target in targets))
         except LookupFailed as error:
             self.journal.finish(entry.key, "ambiguous", error=f"{entry.error}; lookup failed: {error}")
             return
         applied = {t.external_id for t, exists in zip(targets, found) if exists}
+        failpoints.reach("push_resolved")
         if len(applied) == len(targets):
             self.journal.finish(entry.key, "sent", error=f"found by lookup after: {entry.error}")
             self.progress(entry, "sent")
@@ -323,8 +343,9 @@ class Sender:
 
     async def _exists(self, target: payload.Target) -> bool:
         try:
+            # A GET is cheap and changes nothing: retried sooner than a call.
             async for attempt in stamina.retry_context(
-                on=_retryable, attempts=None, timeout=self.settings.patience, wait_initial=0.5, wait_max=30.0
+                on=_retryable, attempts=None, timeout=self.settings.patience, wait_initial=0.1, wait_max=5.0
             ):
                 with attempt:
                     return await self._get(target)
@@ -332,7 +353,12 @@ class Sender:
             raise LookupFailed(str(error)) from None
 
     async def _get(self, target: payload.Target) -> bool:
-        await self.gate.enter()
+        async with self.in_flight:
+            await self.gate.enter()
+            return await self._get_now(target)
+
+    async def _get_now(self, target: payload.Target) -> bool:
+        self.lookups += 1
         try:
             response = await self.client.get(target.lookup_path, params={"filter[external_id]": target.external_id})
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
@@ -347,12 +373,21 @@ class Sender:
                             "allowed to read; nothing more was sent")
         if status == 404:
             return False
+        if status >= 500:  # a GET changes nothing: ask again, with backoff
+            raise NotSent(f"{status} {response.reason_phrase} from a lookup")
         if status != 200:
             raise LookupFailed(f"{status} {response.reason_phrase} from {target.lookup_path}")
         self.gate.succeeded()
         data = _json(response).get("data")
         return isinstance(data, list) and any(
             isinstance(item, dict) and item.get("external_id") == target.external_id for item in data)
+
+
+async def _until(moment: float) -> None:
+    """Sleep until the wall-clock time `moment` (the journal's times are wall-clock)."""
+    wait = moment - time.time()
+    if wait > 0:
+        await asyncio.sleep(wait)
 
 
 def _json(response: httpx.Response) -> dict:

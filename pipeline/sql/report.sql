@@ -50,9 +50,8 @@ ORDER BY faults DESC, dataset, reason, "column"
 
 -- part: push_by_kind
 -- One row per payload kind and state of its calls after the last push, with how many.
-SELECT kind AS label, state AS series, count(*) AS value
-FROM push_results
-GROUP BY ALL
+SELECT label, series, value
+FROM (SELECT kind AS label, state AS series, count(*) AS value FROM push_results GROUP BY ALL)
 ORDER BY list_position(['benefits', 'claim_redeem', 'redemptions', 'returns'], label), series
 
 -- part: push_to_review
