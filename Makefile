@@ -5,6 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 AS_OF ?= 2026-11-22T09:00:00+11:00
+# Test processes: one per core (the suite spends much of its time in subprocesses and waits).
+TEST_WORKERS ?= auto
 
 .DEFAULT_GOAL := help
 
@@ -23,7 +25,7 @@ run: $(STAMP) ## Run the whole pipeline on sample_data/ into runs/sample/
 	$(BIN)/omneo-bulk run --input sample_data --campaigns sample_data/campaigns.toml --out runs/sample --as-of "$(AS_OF)"
 
 test: $(STAMP) browser ## Run the test suite (installs Chromium for the report test when missing)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 # The report test opens report.html in Debian's Chromium; Playwright drives that binary and
 # never downloads a browser of its own.

@@ -526,9 +526,9 @@ def push_command(log: Log, out_dir: Path, state_dir: Path | None, base_url: str 
     Exit status: 0 all sent; 3 some rejected; 4 incomplete (rerun to resume); 1 auth or config fault.
 
     \b
-    Example:
-      OMNEO_TOKEN=... omneo-bulk push --out runs/2026-11-22 --base-url https://api.acme.getomneo.com --rate 5
-      omneo-bulk push --out runs/2026-11-22 --dry-run
+    Example (with OMNEO_TOKEN exported):
+      omneo-bulk push --out runs/sample --base-url https://api.acme.getomneo.com --rate 5
+      omneo-bulk push --out runs/sample --dry-run
     """
     from pipeline import push
 

@@ -530,3 +530,31 @@ def test_an_unfinished_run_is_not_pushed(sample_run, copy):
         assert result.exit_code == 1
         assert "did not finish (running); rerun it into the same --out first, then push" in result.output
         assert omneo.requests() == []
+
+
+def test_the_state_forgets_what_the_benefits_export_confirms(tmp_path):
+    # Night 1 issues to p1 and p2; night 2's export shows p1's benefit: the state drops it.
+    exports, state = tmp_path / "in", tmp_path / "state"
+    exports.mkdir()
+    (exports / "profiles.csv").write_text("id\np1\np2\n", encoding="utf-8")
+    (exports / "benefit_definitions.csv").write_text("id,handle,name\n95,gift,Gift\n", encoding="utf-8")
+    (tmp_path / "c.toml").write_text('[[campaigns]]\nid = "gift"\ndefinition = "gift"\ncycle = "2026"\n', encoding="utf-8")
+
+    def night(name: str):
+        return CliRunner().invoke(main, ["issue", "--input", str(exports), "--campaigns", str(tmp_path / "c.toml"),
+                                         "--out", str(tmp_path / name), "--state", str(state), "--as-of", AS_OF])
+
+    assert night("night-1").exit_code == 0
+    [first] = list((state / "issued").glob("*.parquet"))
+    (exports / "benefits.csv").write_text(
+        "id,profile_id,benefit_definition_id,issued_at,external_id\n"
+        "1,p1,95,2026-11-22 09:00:00,bulk:gift:2026:p1\n", encoding="utf-8")
+
+    second = night("night-2")
+
+    assert second.exit_code == 0, second.output
+    assert "1 benefits left the state: Omneo's export shows them now" in second.output
+    assert pl.read_parquet(first)["external_id"].to_list() == ["bulk:gift:2026:p2"]
+    plan = pl.read_parquet(tmp_path / "night-2" / "issuance" / "plan.parquet")
+    assert dict(plan.select("profile_id", "reason").iter_rows()) == {
+        "p1": "already_issued_this_cycle", "p2": "already_issued_this_cycle"}
