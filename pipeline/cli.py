@@ -1,6 +1,8 @@
 """The `omneo-bulk` command line: parse options, run one stage, map errors to exit codes.
 
-No data logic lives here. Exit status: 0 done, 1 data fault, 2 usage error.
+No data logic lives here. Exit status: 0 done, 1 data fault, 2 usage error. The stages
+are imported by the commands that run them: `--help`, a usage error or a `query` never
+pays for pandera, polars or pandas (tests/test_cli_basics.py).
 """
 
 from __future__ import annotations
@@ -14,14 +16,18 @@ import urllib.parse
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from pipeline import __version__, campaigns, history, issuance, reconcile, report, state, validate, warehouse
-from pipeline.context import RunContext, fingerprint, parse_as_of
+from pipeline import __version__
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.files import sha256_of
 from pipeline.log import Log
+
+if TYPE_CHECKING:
+    from pipeline import issuance, reconcile, validate
+    from pipeline.context import RunContext
 
 ENV_PREFIX = "OMNEO_BULK"
 
@@ -91,6 +97,8 @@ HOW_NOT_WHAT = {"memory_limit", "threads"}
 
 def _context(options: dict, log: Log) -> RunContext:
     """The command's run context, its settings checked; `open()` it to hold the run folder."""
+    from pipeline.context import RunContext, fingerprint, parse_as_of
+
     command = click.get_current_context().command.name
     asked = {k: str(Path(v).resolve()) if isinstance(v, Path) else v for k, v in options.items() if k not in HOW_NOT_WHAT}
     if options.get("campaigns_file") is not None and options["campaigns_file"].is_file():
@@ -214,6 +222,8 @@ def _validate(
     required: dict[str, tuple[str, ...]] | None = None,
 ):
     """Validate, run `before_writing` (campaign checks), then commit validated/ and rejects/."""
+    from pipeline import report, validate
+
     checked = validate.check(context, required)
     prepared = before_writing()
     # An earlier run's report and warehouse would mix its figures with tonight's files.
@@ -272,6 +282,8 @@ def issue_options(command: Callable) -> Callable:
 
 
 def _issue_options(options: dict) -> issuance.Options:
+    from pipeline import campaigns, issuance
+
     return issuance.Options(
         campaigns=campaigns.load(options["campaigns_file"]),
         state_dir=options["state_dir"] or options["out_dir"].resolve().parent / ".omneo-bulk",
@@ -309,6 +321,8 @@ def issue_command(log: Log, **options) -> None:
       omneo-bulk issue --input sample_data --campaigns sample_data/campaigns.toml \\
           --out runs/tonight --as-of "2026-11-22 09:00:00"
     """
+    from pipeline import history, issuance
+
     required = {"issue": ("profiles", "benefit_definitions")}
     with _issuing(options, log, required) as (context, stage, _, prepared):
         result = issuance.run(context, stage, prepared)
@@ -323,6 +337,8 @@ def _issuing(options: dict, log: Log, required: dict[str, tuple[str, ...]]):
 
     Yields (context, issue options, validation result, prepared campaigns).
     """
+    from pipeline import issuance, state
+
     stage = _issue_options(options)  # a bad campaigns file stops before any output
     context = _context(options, log)  # a bad setting stops before the state folder is made
     try:
@@ -360,6 +376,8 @@ def reconcile_options(command: Callable) -> Callable:
 
 
 def _reconcile_options(options: dict) -> reconcile.Options:
+    from pipeline import reconcile
+
     return reconcile.Options(
         window_minutes=options["window_minutes"],
         grace_hours=options["grace_hours"],
@@ -391,6 +409,8 @@ def reconcile_command(log: Log, **options) -> None:
     Example:
       omneo-bulk reconcile --input sample_data --out runs/recon --window-minutes 1440 --grace-hours 24
     """
+    from pipeline import reconcile
+
     context = _context(options, log)
     try:
         context.open()
@@ -416,6 +436,8 @@ def run_command(log: Log, **options) -> None:
     Example:
       omneo-bulk run --input sample_data --campaigns sample_data/campaigns.toml --out runs/sample
     """
+    from pipeline import history, issuance, reconcile, report
+
     required = {"issue": ("profiles", "benefit_definitions"), "reconcile": reconcile.REQUIRED}
     with _issuing(options, log, required) as (context, stage, validated, prepared):
         _echo_validation(log, validated, context)
@@ -432,6 +454,8 @@ def run_command(log: Log, **options) -> None:
 
 
 def _echo_report(log: Log, run_dir: Path) -> None:
+    from pipeline import report, warehouse
+
     log.event("report_written", f"report: {run_dir / report.HTML_FILE}; query with "
               f"omneo-bulk query --out {run_dir} \"SELECT * FROM summary\"",
               html=str(run_dir / report.HTML_FILE), markdown=str(run_dir / report.MARKDOWN_FILE),
@@ -531,6 +555,7 @@ def push_command(log: Log, out_dir: Path, state_dir: Path | None, base_url: str 
       omneo-bulk push --out runs/sample --dry-run
     """
     from pipeline import push
+    from pipeline.context import RunContext
 
     if base_url is None and not dry_run:
         raise click.UsageError("--base-url is required (only --dry-run goes without it)")
@@ -596,6 +621,8 @@ def report_command(log: Log, out_dir: Path) -> None:
     Example:
       omneo-bulk report --out runs/sample
     """
+    from pipeline import report
+
     report.rebuild(out_dir)
     _echo_report(log, out_dir)
 
@@ -615,6 +642,8 @@ def query_command(log: Log, out_dir: Path, output_format: str, sql: str) -> None
       omneo-bulk query --out runs/sample "SELECT category, count(*) FROM exceptions GROUP BY ALL"
       omneo-bulk query --out runs/sample --format csv "SELECT * FROM plan WHERE decision = 'issue'"
     """
+    from pipeline import warehouse
+
     con = warehouse.connect(out_dir)
     try:
         warehouse.write_result(con, sql, output_format, sys.stdout)
@@ -644,6 +673,7 @@ def generate_command(log: Log, out_dir: Path, profiles: int, seed: int, file_for
           --out runs/demo --as-of 2026-11-22T09:00:00+11:00
     """
     from pipeline import generate
+    from pipeline.context import parse_as_of
 
     result = generate.generate(
         out_dir, profiles=profiles, seed=seed, file_format=file_format,

@@ -257,3 +257,26 @@ def test_duckdb_never_draws_its_own_progress_bar():
         capture_output=True, text=True, check=True,
     )
     assert probe.stdout.strip() == "False"
+
+
+HEAVY = ("pandera", "polars", "pandas")
+IMPORTED = """
+import contextlib, io, sys
+from pipeline.cli import main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    try:
+        main(sys.argv[1:])
+    except SystemExit:
+        pass
+print(" ".join(sorted({m.split(".")[0] for m in sys.modules} & {%s})))
+""" % ", ".join(repr(m) for m in HEAVY)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["push", "--help"], ["validate", "--bogus"],
+                                  ["query", "--out", ".", "SELECT 1"]], ids=" ".join)
+def test_commands_that_never_validate_do_not_import_pandera_polars_or_pandas(args, tmp_path):
+    # pandera alone costs over a second to import: --help, a usage error and a query answer at once.
+    found = subprocess.run([sys.executable, "-c", IMPORTED, *args], capture_output=True, text=True, cwd=tmp_path)
+
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.split() == []
