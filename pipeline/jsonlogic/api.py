@@ -9,7 +9,7 @@ from typing import Any
 from sqlglot import exp
 
 from pipeline.jsonlogic.types import sql_type
-from pipeline.jsonlogic.sql import DIALECT
+from pipeline.jsonlogic.render import render
 from pipeline.jsonlogic.values import as_json
 from pipeline.jsonlogic.variables import Variables
 from pipeline.jsonlogic.rules import check_node, parse_rule
@@ -42,7 +42,7 @@ def compile_value(rule: Any, variables: Variables) -> CompiledValue:
     type, VARCHAR, LIST) and JSON where it does not. SQL NULL means JSON null."""
     compiler, node = _compile(rule, variables)
     v = compiler.value(node, RowScope(variables))
-    return CompiledValue(v.sql.sql(dialect=DIALECT), sql_type(v.ty), v.ty.kinds)
+    return CompiledValue(render(v.sql), sql_type(v.ty), v.ty.kinds)
 
 
 def compile_rule(rule: Any, variables: Variables) -> str:
@@ -56,7 +56,7 @@ def compile_json(rule: Any, variables: Variables) -> str:
     Non-finite numbers are written as DuckDB's NaN/Infinity/-Infinity JSON tokens (DuckDB and
     Python's json module read them; strict JSON parsers do not).
     """
-    return json_ast(rule, variables).sql(dialect=DIALECT)
+    return render(json_ast(rule, variables))
 
 
 def json_ast(rule: Any, variables: Variables) -> exp.Expression:
@@ -67,4 +67,4 @@ def json_ast(rule: Any, variables: Variables) -> exp.Expression:
 def compile_condition(rule: Any, variables: Variables) -> str:
     """SQL BOOLEAN, never NULL: the JsonLogic truthiness of the rule's value (for WHERE/CASE)."""
     compiler, node = _compile(rule, variables)
-    return compiler.truth(node, RowScope(variables)).sql(dialect=DIALECT)
+    return render(compiler.truth(node, RowScope(variables)))

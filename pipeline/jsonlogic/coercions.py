@@ -30,66 +30,90 @@ from pipeline.jsonlogic.types import (
     V,
 )
 from pipeline.jsonlogic.sql import (
+    and_,
+    binary,
     case_when,
     cast,
     fn,
+    is_double,
     is_simple,
     lambda_,
     n_lit,
     null_of,
     ref,
     s_lit,
-    template,
+    wrap,
 )
-from pipeline.jsonlogic.values import as_json, dispatch, fold_number, fold_string
+from pipeline.jsonlogic.values import (
+    JS_SPACE,
+    RE_DECIMAL,
+    RE_RADIX,
+    RE_SPACE,
+    STRINGISH,
+    Branch,
+    as_json,
+    canonical_json_text,
+    dispatch,
+    fold_number,
+    fold_string,
+    kind_test,
+    truthy,
+)
 from pipeline.jsonlogic.variables import Variables
 
 
-# JavaScript's StrWhiteSpaceChar set, so Number(" 12\n") and parseFloat(" 12") trim like JS does.
-_JS_SPACE = "\t\n\x0b\x0c\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
-_RE_SPACE = r"[\t\n\x{0B}\x{0C}\r \x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}\x{FEFF}]"
-_RE_DECIMAL = r"[+-]?(?:Infinity|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
-_NESTED_ARRAY_DEPTH = 2  # String([[...]]) is recursive in JS; SQL expressions are not
 def NAN() -> exp.Expression:
     return cast(s_lit("NaN"), "DOUBLE")
 
 
+def _token(s: exp.Expression, pattern: str) -> exp.Expression:
+    """The first group of `pattern` in s, or NULL when it does not match."""
+    return fn("nullif", fn("regexp_extract", s, s_lit(pattern), n_lit(1)), s_lit(""))
+
+
 def str_to_number(s: exp.Expression) -> exp.Expression:
-    """JS Number(string): trimmed decimal, Infinity, 0x/0b literal; "" is 0; anything else NaN."""
-    return template(
-        f"""CASE WHEN trim(ph_s, ph_space) = '' THEN CAST(0 AS DOUBLE)
-        ELSE coalesce(
-            TRY_CAST(nullif(regexp_extract(ph_s, '^{_RE_SPACE}*({_RE_DECIMAL}){_RE_SPACE}*$', 1), '') AS DOUBLE),
-            CAST(TRY_CAST(nullif(regexp_extract(ph_s, '^{_RE_SPACE}*(0[xX][0-9a-fA-F]+|0[bB][01]+){_RE_SPACE}*$', 1), '') AS BIGINT) AS DOUBLE),
-            CAST('NaN' AS DOUBLE))
-        END""", s=s, space=s_lit(_JS_SPACE))
+    """JS Number(string) of a string cheap to repeat: trimmed decimal, Infinity, 0x/0b literal; "" is 0;
+    anything else NaN."""
+    decimal = cast(_token(s, f"^{RE_SPACE}*({RE_DECIMAL}){RE_SPACE}*$"), "DOUBLE", try_=True)
+    radix = cast(cast(_token(s, f"^{RE_SPACE}*({RE_RADIX}){RE_SPACE}*$"), "BIGINT", try_=True), "DOUBLE")
+    empty = binary(exp.EQ, fn("trim", s, s_lit(JS_SPACE)), s_lit(""))
+    return case_when([(empty, cast(n_lit(0), "DOUBLE"))], fn("coalesce", decimal, radix, NAN()))
 
 
 def str_parse_float(s: exp.Expression) -> exp.Expression:
     """JS parseFloat(string): the longest decimal prefix after leading space, else NaN."""
-    return template(
-        f"""coalesce(TRY_CAST(nullif(regexp_extract(ph_s, '^{_RE_SPACE}*({_RE_DECIMAL})', 1), '') AS DOUBLE),
-                     CAST('NaN' AS DOUBLE))""", s=s)
+    return fn("coalesce", cast(_token(s, f"^{RE_SPACE}*({RE_DECIMAL})"), "DOUBLE", try_=True), NAN())
 
 
 def num_to_string(n: V) -> exp.Expression:
-    """JS Number.prototype.toString for a never-NULL number."""
+    """JS Number.prototype.toString for a never-NULL number whose SQL is cheap to repeat.
+
+    Whole numbers below 1e21 print as integers; DuckDB's JSON writer already prints other doubles
+    with JS's digits and exponent rule (1e-7, 0.000001, NaN, Infinity) except the "+" of a positive
+    exponent (1e21 is "1e+21" in JS).
+    """
     if n.ty.integral:
         return cast(n.sql, "VARCHAR")
-    return template(
-        r"""CASE WHEN isnan(ph_x) THEN 'NaN'
-            WHEN isinf(ph_x) THEN CASE WHEN ph_x > 0 THEN 'Infinity' ELSE '-Infinity' END
-            WHEN ph_x = trunc(ph_x) AND abs(ph_x) < 1e21 THEN CAST(CAST(ph_x AS HUGEINT) AS VARCHAR)
-            WHEN regexp_matches(CAST(ph_x AS VARCHAR), 'e-0?[56]$') THEN
-                regexp_extract(CAST(ph_x AS VARCHAR), '^(-?)', 1) || '0.'
-                || repeat('0', CAST(regexp_extract(CAST(ph_x AS VARCHAR), 'e-0?([56])$', 1) AS INTEGER) - 1)
-                || replace(regexp_extract(CAST(ph_x AS VARCHAR), '^-?([0-9.]+)e', 1), '.', '')
-            ELSE regexp_replace(CAST(ph_x AS VARCHAR), 'e([+-])0*([0-9])', 'e\1\2')
-        END""", x=n.sql)
+    x = n.sql if is_double(n.sql) else cast(n.sql, "DOUBLE")  # FLOAT and DECIMAL columns too
+    whole = and_(binary(exp.EQ, x, fn("trunc", x)), binary(exp.LT, fn("abs", x), exp.Literal.number("1e21")))
+    text = cast(fn("to_json", x), "VARCHAR")
+    signed = fn("replace", fn("replace", text, s_lit("e"), s_lit("e+")), s_lit("+-"), s_lit("-"))
+    return case_when([(whole, cast(cast(x, "HUGEINT"), "VARCHAR"))], signed)
+
+
+def _approximate_string(lst: V) -> exp.Expression:
+    """String() of an array three levels down: its JSON text without brackets and quotes."""
+    return fn("regexp_replace", cast(as_json(lst), "VARCHAR"), s_lit(r'[\[\]"]'), s_lit(""), s_lit("g"))
 
 
 class Compiler:
-    """Compiles one rule; holds the counter that keeps lambda parameter names unique."""
+    """Compiles one rule; holds the counter that keeps lambda parameter names unique.
+
+    SQL grows linearly with the rule: a subexpression is written once, and any value used more
+    than once is either cheap to repeat (a column, a lambda parameter, a literal, a JSON read of
+    one of those) or bound once to a lambda parameter first. `dispatch` and `truthy` bind for
+    their callers.
+    """
 
     def __init__(self, variables: Variables):
         self.variables = variables
@@ -102,23 +126,50 @@ class Compiler:
 
     def bind(self, v: V, body: Callable[[V], exp.Expression]) -> exp.Expression:
         """Evaluate v once and let `body` refer to it many times (DuckDB has no LET)."""
-        if is_simple(v.sql):
-            return body(v)
-        name = self.fresh()
-        inner = body(V(ref(name), v.ty))
-        lam = lambda_([name], inner)
-        return fn("list_extract", fn("list_transform", exp.Array(expressions=[v.sql]), lam), n_lit(1))
+        return self.bind_all([v], lambda bound: body(bound[0]))
 
     def bind_all(self, vs: list[V], body: Callable[[list[V]], exp.Expression]) -> exp.Expression:
-        if not vs:
-            return body([])
-        head, *tail = vs
-        return self.bind(head, lambda h: self.bind_all(tail, lambda t: body([h, *t])))
+        """body(values), each value evaluated once: those not cheap to repeat become fields of one
+        struct, the parameter of a one-element lambda.
+
+        One lambda for them all, with the values in its argument and only references in its body:
+        DuckDB binds a lambda body more than once, so lambdas nested in lambda bodies cost time
+        exponential in their depth to plan, while an argument is bound once.
+        """
+        pending = [i for i, v in enumerate(vs) if not is_simple(v.sql)]
+        if not pending:
+            return body(list(vs))
+        name = self.fresh()
+        bound = list(vs)
+        if len(pending) == 1:
+            (i,) = pending
+            bound[i] = V(ref(name), vs[i].ty, vs[i].defined)
+            packed = vs[i].sql
+        else:
+            fields = []
+            for k, i in enumerate(pending):
+                bound[i] = V(exp.column(f"v{k}", table=name), vs[i].ty, vs[i].defined)
+                fields.append(exp.PropertyEQ(this=exp.to_identifier(f"v{k}"), expression=vs[i].sql))
+            packed = exp.Struct(expressions=fields)
+        lam = lambda_([name], body(bound))
+        return fn("list_extract", fn("list_transform", exp.Array(expressions=[packed]), lam), n_lit(1))
+
+    def dispatch(self, v: V, branch: Branch) -> exp.Expression:
+        """`branch(kind, typed view)` for every kind v may have, with v evaluated once."""
+        return self.bind(v, lambda b: dispatch(b, branch))
+
+    def truthy(self, v: V) -> exp.Expression:
+        """JsonLogic truthiness as a never-NULL BOOLEAN, with v evaluated once."""
+        if v.ty.rep == "bool" or canonical_json_text(v) is not None:
+            return truthy(v)  # uses v once
+        return self.bind(v, truthy)
 
     # ---- coercions -----------------------------------------------------------------------
 
     def to_number(self, v: V, parse_float: bool = False) -> V:
         """JS Number(v) (or parseFloat(v) for + and *), never NULL."""
+        if v.number is not None and not parse_float:
+            return v.number
         ty = v.ty
         folded = fold_number(v.sql, parse_float)
         if folded is not None:
@@ -128,6 +179,8 @@ class Compiler:
                      t_num(nan=ty.nan, integral=ty.integral))
         nan = parse_float or bool(ty.kinds & {STR, ARR, OBJ}) or ty.nan or ty.rep == "json"
         integral = not nan and ty.kinds <= {NULL, BOOL}
+        if ty.rep == "json":
+            return V(self.bind(v, lambda x: self._json_number(x, parse_float)), t_num(nan=nan, integral=integral))
 
         def branch(kind: str, t: V) -> exp.Expression:
             if kind == NULL:
@@ -138,11 +191,79 @@ class Compiler:
                 return cast(t.sql, "DOUBLE")
             if kind == OBJ:
                 return NAN()
-            text = V(t.sql if kind == STR else self.array_to_string(t), t_str())
+            text = V(t.sql if kind == STR else self.array_to_string(t, numeric=True), t_str())
             convert = str_parse_float if parse_float else str_to_number
             return self.bind(text, lambda s: convert(s.sql))
 
-        return V(self.bind(v, lambda b: dispatch(b, branch)), t_num(nan=nan, integral=integral))
+        return V(self.dispatch(v, branch), t_num(nan=nan, integral=integral))
+
+    def _json_number(self, x: V, parse_float: bool) -> exp.Expression:
+        """Number(x) or parseFloat(x) of a JSON value cheap to repeat.
+
+        Strings, arrays and objects convert through their one string (one copy of the string
+        parser); null, booleans and numbers are a cast (a JSON true casts to 1, a null to NULL).
+        """
+        kinds = x.ty.kinds or frozenset({NULL})
+        textual = kinds & STRINGISH
+        others = kinds - STRINGISH
+        converted = None
+        if textual == {OBJ}:
+            converted = NAN()
+        elif textual:
+            convert = str_parse_float if parse_float else str_to_number
+            text = self.textual(x, textual, numeric=True)
+            converted = self.bind(V(text, t_str()), lambda s: convert(s.sql))
+        if parse_float:
+            plain = NAN() if NUM not in others else cast(x.sql, "DOUBLE", try_=True)
+            if NUM in others and others != {NUM}:
+                plain = case_when([(kind_test(V(x.sql, t_json(others)), {NUM}), plain)], NAN())
+        else:
+            plain = fn("coalesce", cast(x.sql, "DOUBLE", try_=True), n_lit(0)) if others & {BOOL, NUM} else n_lit(0)
+        if converted is None:
+            return plain
+        if not others:
+            return converted
+        return case_when([(kind_test(x, textual), converted)], plain)
+
+    def textual(self, x: V, kinds: frozenset, numeric: bool = False) -> exp.Expression:
+        """String(x) for a JSON x cheap to repeat, valid when x's kind is one of `kinds` (some of
+        string, array, object); other kinds give any value. `numeric`: only Number() of the text
+        will be used (see array_to_string)."""
+        def branch(kind: str, t: V) -> exp.Expression:
+            if kind == STR:
+                return t.sql
+            if kind == ARR:
+                return self.array_to_string(t, numeric)
+            return s_lit("[object Object]")
+
+        return dispatch(V(x.sql, t_json(kinds, nan=x.ty.nan)), branch)
+
+    def primitive_text(self, x: V) -> exp.Expression | None:
+        """JS ToPrimitive(x) for a value cheap to repeat: its string when x is a string, array or
+        object, else NULL; None when x is never one. Comparisons decide "both strings" with it and
+        Number() reuses it, so an array is joined once."""
+        textual = x.ty.kinds & STRINGISH
+        if not textual:
+            return None
+        if x.text is not None:
+            return x.text
+        if x.ty.rep == "str":
+            return x.sql
+        if x.ty.rep == "list":
+            return self.array_to_string(x)  # NULL for a NULL list
+        text = self.textual(x, textual)
+        if x.ty.kinds <= textual:
+            return text
+        return case_when([(kind_test(x, textual), text)])
+
+    def number_given_text(self, x: V, text: exp.Expression | None) -> V:
+        """Number(x) for an x cheap to repeat whose primitive_text is `text` (also cheap to repeat)."""
+        if text is None or x.number is not None:
+            return self.to_number(x)
+        rest = x.ty.kinds - STRINGISH
+        others = n_lit(0) if rest <= {NULL} else self.to_number(V(x.sql, replace(x.ty, kinds=frozenset(rest)))).sql
+        text_is_null = exp.Is(this=wrap(text), expression=exp.Null())
+        return V(case_when([(text_is_null, others)], str_to_number(text)), t_num(nan=True))
 
     def to_string(self, v: V, null_text: str = "null") -> V:
         """JS String(v), never NULL; `cat` passes null_text="" because Array.join skips nulls."""
@@ -158,33 +279,49 @@ class Compiler:
             if kind == BOOL:
                 return case_when([(t.sql, s_lit("true"))], s_lit("false"))
             if kind == NUM:
-                return num_to_string(t)
+                return self.bind(t, num_to_string)
             if kind == STR:
                 return t.sql
             if kind == ARR:
                 return self.array_to_string(t)
             return s_lit("[object Object]")
 
-        return V(self.bind(v, lambda b: dispatch(b, branch)), t_str())
+        return V(self.dispatch(v, branch), t_str())
 
-    def array_to_string(self, lst: V, depth: int = 0) -> exp.Expression:
-        """JS Array.prototype.join(","): null elements become "", nested arrays recurse."""
+    def array_to_string(self, lst: V, numeric: bool = False) -> exp.Expression:
+        """JS Array.prototype.join(",") of a list cheap to repeat: null elements become "", nested
+        arrays join their elements (two levels deep, then approximated).
+
+        JSON elements that may be arrays are flattened one level first (an empty array becomes one
+        null token), so the element conversion is written once for both levels. With `numeric`,
+        only Number() of the result matters: a JSON number is then written as its JSON text, which
+        has the same value (and zero as "0": Number(String([-0])) is 0), not as JS would print it.
+        """
+        elem = lst.ty.elem if lst.ty.elem.kinds else t_null()
+        items = lst.sql
+        nested = elem.rep == "json" and ARR in elem.kinds
+        if nested:
+            name = self.fresh()
+            e = V(ref(name), elem)
+            inner = case_when([(kind_test(e, {ARR}), case_when(
+                [(binary(exp.EQ, fn("json_array_length", e.sql), n_lit(0)), exp.Array(expressions=[null_of("JSON")]))],
+                cast(e.sql, "JSON[]", try_=True)))], exp.Array(expressions=[e.sql]))
+            items = fn("flatten", fn("list_transform", lst.sql, lambda_([name], inner)))
+            elem = t_json(nan=holds_nan(elem))
         name = self.fresh()
-        elem = V(ref(name), lst.ty.elem if lst.ty.elem.kinds else t_null())
+        token = V(ref(name), elem)
 
         def branch(kind: str, t: V) -> exp.Expression:
             if kind == NULL:
                 return s_lit("")
             if kind == ARR:
-                if depth + 1 >= _NESTED_ARRAY_DEPTH:
-                    # Deeper nesting: approximate with the JSON text minus brackets and quotes.
-                    return fn("regexp_replace", cast(as_json(t), "VARCHAR"), s_lit(r'[\[\]"]'),
-                              s_lit(""), s_lit("g"))
-                return self.array_to_string(t, depth + 1)
+                return _approximate_string(t)  # an array two levels down
+            if numeric and token.ty.rep == "json" and kind == NUM:
+                return case_when([(binary(exp.EQ, t.sql, n_lit(0)), s_lit("0"))], cast(token.sql, "VARCHAR"))
             return self.to_string(t).sql
 
-        body = dispatch(elem, branch)
-        return fn("array_to_string", fn("list_transform", lst.sql, lambda_([name], body)), s_lit(","))
+        body = dispatch(token, branch)
+        return fn("array_to_string", fn("list_transform", items, lambda_([name], body)), s_lit(","))
 
     def as_list(self, v: V) -> V | None:
         """The value as a SQL LIST that is NULL when v is not an array; None if it never is."""

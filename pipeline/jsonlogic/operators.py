@@ -38,6 +38,7 @@ from pipeline.jsonlogic.sql import (
     cast,
     FALSE,
     fn,
+    is_simple,
     lambda_,
     n_lit,
     not_,
@@ -45,7 +46,6 @@ from pipeline.jsonlogic.sql import (
     or_,
     ref,
     s_lit,
-    template,
     TRUE,
     wrap,
 )
@@ -102,7 +102,7 @@ class RuleCompiler(Compiler):
                 pairs, default = _if_pairs(args)
                 whens = [(self.truth(c, scope), self.truth(v, scope)) for c, v in pairs]
                 return case_when(whens, self.truth(default, scope) if default is not _ABSENT else FALSE())
-        return truthy(self.value(node, scope))
+        return self.truthy(self.value(node, scope))
 
     # ---- data --------------------------------------------------------------------------
 
@@ -155,11 +155,13 @@ class RuleCompiler(Compiler):
         found_types = []
 
         def body(k: V) -> exp.Expression:
-            text = self.to_string(k).sql
-            empty = or_(exp.Is(this=wrap(k.sql), expression=exp.Null()), binary(exp.EQ, text, s_lit("")))
-            found = scope.lookup_dynamic(text)
-            found_types.append(found.ty)
-            return case_when([(empty, whole_sql)], found.sql)
+            def lookup(text: V) -> exp.Expression:
+                empty = or_(exp.Is(this=wrap(k.sql), expression=exp.Null()), binary(exp.EQ, text.sql, s_lit("")))
+                found = scope.lookup_dynamic(text.sql)  # compares the path with every known name
+                found_types.append(found.ty)
+                return case_when([(empty, whole_sql)], found.sql)
+
+            return self.bind(self.to_string(k), lookup)
 
         sql = self.bind(key, body)
         nan = any(holds_nan(t) for t in found_types) or (whole is not None and holds_nan(whole.ty))
@@ -192,15 +194,17 @@ class RuleCompiler(Compiler):
     def _missing_keys(self, args: list, scope: Scope) -> V:
         """JS: the first argument if it is an array, else all the arguments, as a SQL list."""
         if len(args) == 1:
-            first = self.value(args[0], scope)
-            as_list = self.as_list(first)
-            if as_list is not None and first.ty.rep == "list":
-                return first
-            single = self.make_list([first])
-            if as_list is None:
-                return single
-            return V(fn("coalesce", as_list.sql, single.sql), t_list(t_json()))
+            return self._keys_of(self.value(args[0], scope))
         return self.make_list([self.value(a, scope) for a in args])
+
+    def _keys_of(self, first: V) -> V:
+        """The single argument of missing as a list of keys: itself if an array, else [itself]."""
+        if first.ty.rep == "list":
+            return first
+        if ARR not in first.ty.kinds:
+            return self.make_list([first])
+        return V(self.bind(first, lambda f: fn("coalesce", self.as_list(f).sql, self.make_list([f]).sql)),
+                 t_list(t_json()))
 
     def _missing_dynamic(self, keys: V, scope: Scope) -> V:
         name = self.fresh()
@@ -211,18 +215,32 @@ class RuleCompiler(Compiler):
 
     def op_missing_some(self, op: str, args: list, scope: Scope) -> V:
         need, options = args
+        wanted = self.value(need, scope)
         if isinstance(options, list):
             missing = self.op_missing("missing", [options], scope)
-            total = V(n_lit(len(options)), t_num(integral=True))
-        else:
-            opts = self.value(options, scope)
-            missing = self.op_missing("missing", [options], scope)
+            return self._enough_present(wanted, n_lit(len(options)), missing)
+        result_types = []
+
+        def body(opts: V, wanted: V) -> exp.Expression:
+            missing = self._missing_dynamic(self._keys_of(opts), scope)
             lst = self.as_list(opts)
-            total = V(fn("coalesce", fn("len", lst.sql), n_lit(0)) if lst else n_lit(0),
-                      t_num(integral=True))
-        present = V(binary(exp.Sub, total.sql, fn("len", missing.sql)), t_num(integral=True))
-        enough = self.relational(self.value(need, scope), present, strict=False)
-        return V(case_when([(enough, self.empty_list(missing.ty.elem))], missing.sql), missing.ty)
+            total = fn("coalesce", fn("len", lst.sql), n_lit(0)) if lst else n_lit(0)
+            result = self._enough_present(wanted, total, missing)
+            result_types.append(result.ty)
+            return result.sql
+
+        sql = self.bind_all([wanted, self.value(options, scope)], lambda wo: body(wo[1], wo[0]))
+        return V(sql, result_types[0])
+
+    def _enough_present(self, need: V, total: exp.Expression, missing: V) -> V:
+        """missing_some: no keys once `need` of the `total` are present, else the missing ones."""
+        def body(nm: list[V]) -> exp.Expression:
+            n, m = nm
+            present = V(binary(exp.Sub, total, fn("len", m.sql)), t_num(integral=True))
+            enough = self.relational(n, present, strict=False)
+            return case_when([(enough, self.empty_list(m.ty.elem))], m.sql)
+
+        return V(self.bind_all([need, missing], body), missing.ty)
 
     # ---- logic -------------------------------------------------------------------------
 
@@ -242,12 +260,20 @@ class RuleCompiler(Compiler):
             combine = and_ if op == "and" else or_
             return V(combine(*[v.sql for v in values]), t_bool())
         ty, sqls = self.unify(values)
+        if len(values) == 1:
+            return V(sqls[0], ty)
+
         # and: the first falsy operand, else the last; or: the first truthy one, else the last.
-        whens = []
-        for v, s in zip(values[:-1], sqls[:-1]):
-            test = truthy(v)
-            whens.append((not_(test) if op == "and" else test, s))
-        return V(case_when(whens, sqls[-1]) if whens else sqls[-1], ty)
+        # An operand is tested and returned, so the operands are bound first (the last one too,
+        # so that no operand's SQL sits in a lambda body).
+        def chain(bound: list[V]) -> exp.Expression:
+            whens = []
+            for v in bound[:-1]:
+                test = truthy(v)
+                whens.append((not_(test) if op == "and" else test, self.coerce(v, ty)))
+            return case_when(whens, self.coerce(bound[-1], ty))
+
+        return V(self.bind_all(values, chain), ty)
 
     def op_not(self, op: str, args: list, scope: Scope) -> V:
         test = self.truth(args[0], scope)
@@ -263,7 +289,7 @@ class RuleCompiler(Compiler):
 
     def equals(self, a: V, b: V, strict: bool) -> exp.Expression:
         branch = _strict_eq_branch if strict else self._loose_eq_branch
-        if not strict and (is_dynamic(a) or is_dynamic(b)):
+        if not strict and (is_dynamic(a) or is_dynamic(b)) and not (_is_constant(a) or _is_constant(b)):
             general = self.bind_all([a, b], lambda ab: self._loose_eq_flat(*ab))
         else:
             general = self.bind_all([a, b], lambda ab: dispatch(
@@ -291,12 +317,26 @@ class RuleCompiler(Compiler):
         sides are strings, arrays or objects they compare as strings; everything else as numbers.
         """
         a_null, b_null = kind_test(a, {NULL}), kind_test(b, {NULL})
-        return case_when([
-            (or_(a_null, b_null), and_(a_null.copy(), b_null.copy())),
-            (and_(kind_test(a, OBJECTISH), kind_test(b, OBJECTISH)), FALSE()),
-            (and_(kind_test(a, STRINGISH), kind_test(b, STRINGISH)),
-             binary(exp.EQ, self.to_string(a).sql, self.to_string(b).sql)),
-        ], _num_eq(self.to_number(a), self.to_number(b)))
+
+        def compare(ta: exp.Expression | None, tb: exp.Expression | None) -> exp.Expression:
+            whens = [(or_(a_null, b_null), and_(a_null, b_null)),
+                     (and_(kind_test(a, OBJECTISH), kind_test(b, OBJECTISH)), FALSE())]
+            if ta is not None and tb is not None:
+                whens.append((and_(_is_not_null(ta), _is_not_null(tb)), binary(exp.EQ, ta, tb)))
+            return case_when(whens, _num_eq(self.number_given_text(a, ta), self.number_given_text(b, tb)))
+
+        return self._with_primitive_texts(a, b, compare)
+
+    def _with_primitive_texts(self, a: V, b: V, body: Callable) -> exp.Expression:
+        """body(text of a, text of b): each operand's primitive_text bound once (None if it has none)."""
+        texts = [self.primitive_text(a), self.primitive_text(b)]
+        present = [V(text, t_str(null=True)) for text in texts if text is not None]
+
+        def inner(bound: list[V]) -> exp.Expression:
+            it = iter(bound)
+            return body(*[next(it).sql if text is not None else None for text in texts])
+
+        return self.bind_all(present, inner)
 
     def _loose_eq_branch(self, ka: str, ta: V, kb: str, tb: V) -> exp.Expression:
         """JS abstract equality (==) for two non-null typed views of known kinds."""
@@ -327,8 +367,22 @@ class RuleCompiler(Compiler):
         if len(values) == 2:
             return V(self.relational(values[0], values[1], strict), t_bool())
         a, b, c = values
-        return V(self.bind(b, lambda bb: and_(self.relational(a, bb, strict),
-                                              self.relational(bb, c, strict))), t_bool())
+        pa, pb, pc = (_primitive_kinds(v.ty) for v in values)
+        if (STR not in pa or STR not in pb) and (STR not in pb or STR not in pc):
+            # Both comparisons are numeric: convert the middle operand once.
+            return V(self.bind_all([a, self.to_number(b), c], lambda abc: and_(
+                self.relational(abc[0], abc[1], strict), self.relational(abc[1], abc[2], strict))), t_bool())
+
+        def both(abc: list[V]) -> exp.Expression:
+            x, m, y = abc
+            # The middle operand's string and number, bound once for both comparisons.
+            text = self.primitive_text(m)
+            return self.bind(V(text, t_str(null=True)), lambda tm: self.bind(
+                self.number_given_text(m, tm.sql), lambda nm: and_(
+                    self.relational(x, replace(m, text=tm.sql, number=nm), strict),
+                    self.relational(replace(m, text=tm.sql, number=nm), y, strict))))
+
+        return V(self.bind_all([a, b, c], both), t_bool())
 
     def relational(self, a: V, b: V, strict: bool) -> exp.Expression:
         """JS a < b (strict) or a <= b: strings compare as strings, anything else as numbers."""
@@ -337,14 +391,19 @@ class RuleCompiler(Compiler):
             return _string_cmp(self.to_string(a), self.to_string(b), strict)
         if STR not in pa or STR not in pb:
             return _num_cmp(self.to_number(a), self.to_number(b), strict)
-        if is_dynamic(a) or is_dynamic(b):
+        if (is_dynamic(a) or is_dynamic(b)) and not (_is_constant(a) or _is_constant(b)):
             # One copy of each conversion, chosen by kind tests: pairwise dispatch would repeat
-            # every conversion once per pair of kinds.
+            # every conversion once per pair of kinds. Against a constant, pairwise dispatch is
+            # smaller: the constant's conversions fold.
             def flat(ab: list[V]) -> exp.Expression:
                 x, y = ab
-                as_strings = and_(kind_test(x, STRINGISH), kind_test(y, STRINGISH))
-                return case_when([(as_strings, _string_cmp(self.to_string(x), self.to_string(y), strict))],
-                             _num_cmp(self.to_number(x), self.to_number(y), strict))
+
+                def compare(tx: exp.Expression, ty: exp.Expression) -> exp.Expression:
+                    as_strings = and_(_is_not_null(tx), _is_not_null(ty))
+                    numbers = _num_cmp(self.number_given_text(x, tx), self.number_given_text(y, ty), strict)
+                    return case_when([(as_strings, binary(exp.LT if strict else exp.LTE, tx, ty))], numbers)
+
+                return self._with_primitive_texts(x, y, compare)
 
             return self.bind_all([a, b], flat)
 
@@ -382,13 +441,17 @@ class RuleCompiler(Compiler):
         nums = [self.to_number(self.value(a, scope)) for a in args]
         if len(nums) == 1:
             return V(cast(nums[0].sql, "DOUBLE"), t_num(nan=nums[0].ty.nan))
-        pick = fn("least" if op == "min" else "greatest", *[cast(n.sql, "DOUBLE") for n in nums])
-        risky = [n for n in nums if n.ty.nan]
+        name = "least" if op == "min" else "greatest"
+        risky = [i for i, n in enumerate(nums) if n.ty.nan]
         if not risky:
-            return V(pick, t_num())
-        # Math.min/max return NaN if any argument is NaN; DuckDB's least() would skip it.
-        any_nan = or_(*[fn("isnan", n.sql) for n in risky])
-        return V(case_when([(any_nan, NAN())], pick), t_num(nan=True))
+            return V(fn(name, *[cast(n.sql, "DOUBLE") for n in nums]), t_num())
+
+        def pick(ns: list[V]) -> exp.Expression:
+            # Math.min/max return NaN if any argument is NaN; DuckDB's least() would skip it.
+            any_nan = or_(*[fn("isnan", ns[i].sql) for i in risky])
+            return case_when([(any_nan, NAN())], fn(name, *[cast(n.sql, "DOUBLE") for n in ns]))
+
+        return V(self.bind_all(nums, pick), t_num(nan=True))
 
     # ---- strings -----------------------------------------------------------------------
 
@@ -420,7 +483,7 @@ class RuleCompiler(Compiler):
             item = V(ref(name), elem)
             if kind != NULL and elem.rep == t.ty.rep and elem.rep in ("bool", "num", "str"):
                 if is_constant_list(lst.sql):
-                    return and_(exp.In(this=wrap(t.sql), expressions=[e.copy() for e in lst.sql.expressions]),
+                    return and_(exp.In(this=wrap(t.sql), expressions=list(lst.sql.expressions)),
                                 *isnan_guard(t))
                 found = fn("coalesce", fn("list_contains", lst.sql, t.sql), FALSE())
                 return and_(found, *isnan_guard(t))
@@ -524,12 +587,13 @@ class RuleCompiler(Compiler):
         init_sql = self._exact(init, acc_ty)
         step = lambda_([acc_name, cur_name], body_sql)
 
-        def fold(items: V) -> exp.Expression:
+        def fold(bound: list[V]) -> exp.Expression:
+            items, start = bound
             # Not an array: json-logic-js returns the initial value untouched.
             is_null = exp.Is(this=wrap(items.sql), expression=exp.Null())
-            return case_when([(is_null, init_sql.copy())], fn("list_reduce", items.sql, step, init_sql))
+            return case_when([(is_null, start.sql)], fn("list_reduce", items.sql, step, start.sql))
 
-        return V(self.bind(lst, fold), acc_ty)
+        return V(self.bind_all([lst, V(init_sql, acc_ty)], fold), acc_ty)
 
     def _exact(self, v: V, ty: Ty) -> exp.Expression:
         """v as exactly the SQL type of ty: list_reduce needs one accumulator type."""
@@ -584,9 +648,34 @@ def _strict_eq_branch(ka: str, ta: V, kb: str, tb: V) -> exp.Expression:
 
 
 def _num_eq(a: V, b: V) -> exp.Expression:
-    # DuckDB says NaN = NaN; JS says NaN is equal to nothing.
-    eq = binary(exp.EQ, a.sql, b.sql)
-    return and_(eq, not_(fn("isnan", a.sql))) if a.ty.nan and b.ty.nan else eq
+    # DuckDB says NaN = NaN; JS says NaN is equal to nothing. NaN = x is false for other x.
+    if _is_nan_constant(a) or _is_nan_constant(b):
+        return FALSE()
+    if not (a.ty.nan and b.ty.nan):
+        return binary(exp.EQ, a.sql, b.sql)
+    if is_simple(a.sql):
+        return and_(binary(exp.EQ, a.sql, b.sql), not_(fn("isnan", a.sql)))
+    return fn("coalesce", binary(exp.EQ, _not_nan(a.sql), b.sql), FALSE())
+
+
+def _is_nan_constant(v: V) -> bool:
+    """Number("apple") and the like, folded by the compiler: no comparison with it holds."""
+    e = v.sql
+    return isinstance(e, exp.Cast) and isinstance(e.this, exp.Literal) and e.this.this == "NaN"
+
+
+def _not_nan(x: exp.Expression) -> exp.Expression:
+    """x, or NULL when x is NaN: a test of x evaluated once."""
+    return fn("nullif", x, NAN())
+
+
+def _is_not_null(x: exp.Expression) -> exp.Expression:
+    return not_(exp.Is(this=wrap(x), expression=exp.Null()))
+
+
+def _is_constant(v: V) -> bool:
+    e = v.sql
+    return isinstance(e, (exp.Literal, exp.Boolean, exp.Null)) or isinstance(e, exp.Cast) and isinstance(e.this, exp.Literal)
 
 
 def _primitive_kinds(ty: Ty) -> set[str]:
@@ -599,10 +688,16 @@ def _string_cmp(a: V, b: V, strict: bool) -> exp.Expression:
 
 
 def _num_cmp(a: V, b: V, strict: bool) -> exp.Expression:
-    # DuckDB orders NaN above every number; in JS every comparison with NaN is false.
-    cmp = binary(exp.LT if strict else exp.LTE, a.sql, b.sql)
-    guards = isnan_guard(a) + isnan_guard(b)
-    return and_(cmp, *guards) if guards else cmp
+    # In JS every comparison with NaN is false. DuckDB orders NaN above every number (and NaN <=
+    # NaN), so NaN on the left already compares false; only a NaN on the right needs a test.
+    node = exp.LT if strict else exp.LTE
+    if _is_nan_constant(a) or _is_nan_constant(b):
+        return FALSE()
+    if not b.ty.nan:
+        return binary(node, a.sql, b.sql)
+    if is_simple(b.sql):
+        return and_(binary(node, a.sql, b.sql), not_(fn("isnan", b.sql)))
+    return fn("coalesce", binary(node, a.sql, _not_nan(b.sql)), FALSE())
 
 
 def _in_branch(compiler: RuleCompiler, needle: V, kind: str, hay: V) -> exp.Expression:
@@ -627,16 +722,15 @@ def _substr(source: V, start: V, length: V | None = None) -> exp.Expression:
     """json-logic-js substr: String.prototype.substr, with a negative length cutting from the end."""
     size = cast(fn("length", source.sql), "DOUBLE")
     st = _to_integer(start)
-    begin = template("CASE WHEN ph_st < 0 THEN greatest(ph_size + ph_st, 0) ELSE least(ph_st, ph_size) END",
-                     st=st, size=size)
+    begin = case_when([(binary(exp.LT, st, n_lit(0)), fn("greatest", binary(exp.Add, size, st), n_lit(0)))],
+                      fn("least", st, size))
     first = binary(exp.Add, cast(begin, "BIGINT"), n_lit(1))
     if length is None:
         return fn("substring", source.sql, first)
     rest = binary(exp.Sub, size, begin)
-    take = template(
-        "CASE WHEN ph_neg THEN greatest(trunc(ph_rest + ph_len), 0) ELSE greatest(least(ph_int, ph_rest), 0) END",
-        neg=_num_cmp(length, V(n_lit(0), t_num(integral=True)), strict=True),
-        rest=rest, len=length.sql, int=_to_integer(length))
+    negative = _num_cmp(length, V(n_lit(0), t_num(integral=True)), strict=True)
+    take = case_when([(negative, fn("greatest", fn("trunc", binary(exp.Add, rest, length.sql)), n_lit(0)))],
+                     fn("greatest", fn("least", _to_integer(length), rest), n_lit(0)))
     return fn("substring", source.sql, first, cast(take, "BIGINT"))
 
 

@@ -1,4 +1,4 @@
-"""sqlglot building blocks: function calls, casts, literals, folding AND/OR/CASE, templates.
+"""sqlglot building blocks: function calls, casts, literals, folding AND/OR/CASE, binding helpers.
 Everything the compiler emits is built here, so rule text only ever becomes quoted literals.
 """
 
@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import math
 
-import sqlglot
 from sqlglot import exp
 
 
@@ -122,20 +121,6 @@ def is_const_bool(e: exp.Expression, value: bool) -> bool:
     return isinstance(e, exp.Boolean) and e.this is value
 
 
-@functools.cache
-def _parsed_template(text: str) -> exp.Expression:
-    return sqlglot.parse_one(text, read=DIALECT)
-
-
-def template(text: str, **subs: exp.Expression) -> exp.Expression:
-    """Parse fixed SQL text once, then splice expressions in where columns named `ph_<key>` appear."""
-    tree = _parsed_template(text).copy()
-    for column in list(tree.find_all(exp.Column)):
-        if column.name.startswith("ph_") and column.name[3:] in subs:
-            column.replace(wrap(subs[column.name[3:]].copy()))
-    return tree
-
-
 def lambda_(params: list[str], body: exp.Expression) -> exp.Expression:
     return exp.Lambda(this=body, expressions=[exp.to_identifier(p) for p in params])
 
@@ -144,7 +129,9 @@ def ref(name: str) -> exp.Expression:
     return exp.column(name)
 
 
-_SIMPLE_FUNCS = {"json_extract", "list_extract", "json_extract_string"}
+# Functions of simple arguments that are cheap to repeat: reading a JSON path or a list element, and
+# the COALESCE that gives a typed column's NULL a value (coalesce("age", 0)).
+_SIMPLE_FUNCS = {"json_extract", "list_extract", "json_extract_string", "coalesce"}
 
 
 def is_simple(e: exp.Expression) -> bool:
@@ -156,3 +143,10 @@ def is_simple(e: exp.Expression) -> bool:
     if isinstance(e, exp.Anonymous) and e.name.lower() in _SIMPLE_FUNCS or isinstance(e, exp.Array):
         return all(is_simple(a) for a in e.expressions)
     return False
+
+
+def is_double(e: exp.Expression) -> bool:
+    """Whether e is a cast to DOUBLE (the compiler's numbers that are not columns)."""
+    while isinstance(e, exp.Paren):
+        e = e.this
+    return isinstance(e, exp.Cast) and e.to.this == exp.DataType.Type.DOUBLE

@@ -84,6 +84,10 @@ class V:
     # When SQL NULL is ambiguous (a NULL list element is a defined null, an index past the end
     # is undefined), the condition under which the value is defined: var's default needs it.
     defined: exp.Expression | None = None
+    # Conversions already bound for a value used by two comparisons ({"<=": [a, b, c]}): its
+    # ToPrimitive string (Compiler.primitive_text) and its Number(), both cheap to repeat.
+    text: exp.Expression | None = None
+    number: V | None = None
 
 
 def sql_type(ty: Ty) -> str:

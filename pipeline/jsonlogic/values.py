@@ -78,7 +78,7 @@ Branch = Callable[[str, V], exp.Expression]
 def dispatch(v: V, branch: Branch) -> exp.Expression:
     """Build `branch(kind, typed view)` for every kind v may have, chosen at run time by a CASE.
 
-    The caller must make v's SQL cheap to repeat (see Compiler.bind).
+    v's SQL must be cheap to repeat: Compiler.dispatch binds it first when it is not.
     """
     ty = v.ty
     if ty.rep == "null" or not ty.kinds:
@@ -92,7 +92,7 @@ def dispatch(v: V, branch: Branch) -> exp.Expression:
         whens = []
         for kind in heads:
             result = branch(kind, _json_view(v.sql, kind, ty))
-            whens += [(s_lit(name), result.copy()) for name in _JSON_TYPE_NAMES[kind]]
+            whens += [(s_lit(name), result) for name in _JSON_TYPE_NAMES[kind]]  # one name each
         return case_when(whens, branch(last, _json_view(v.sql, last, ty)), subject=subject)
     kind = next(iter(ty.kinds - {NULL}))
     base = branch(kind, V(v.sql, ty.with_null(False)))
@@ -225,7 +225,15 @@ def _truthy_branch(kind: str, t: V) -> exp.Expression:
     return TRUE()
 
 
+# JavaScript's StrWhiteSpaceChar set, so Number(" 12\n") and parseFloat(" 12") trim like JS does.
+JS_SPACE = "\t\n\x0b\x0c\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+# The same set in RE2: \s is [\t\n\f\r ], \pZ every space, line and paragraph separator.
+RE_SPACE = r"[\s\x0B\pZ\x{FEFF}]"
+RE_DECIMAL = r"[+-]?(?:Infinity|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
+RE_RADIX = r"0[xX][0-9a-fA-F]+|0[bB][01]+"
 _PLAIN_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_JS_NUMBER = re.compile(f"(?:{RE_DECIMAL}|{RE_RADIX})")
+_JS_NUMBER_PREFIX = re.compile(RE_DECIMAL)
 
 
 def fold_number(e: exp.Expression, parse_float: bool) -> int | float | None:
@@ -239,6 +247,13 @@ def fold_number(e: exp.Expression, parse_float: bool) -> int | float | None:
     if isinstance(e, exp.Literal) and e.is_string and _PLAIN_DECIMAL.fullmatch(e.this):
         number = float(e.this)
         return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    if isinstance(e, exp.Literal) and e.is_string:
+        # A string that is no number at all ("apple") is NaN; the others are left to the SQL.
+        text = e.this.lstrip(JS_SPACE) if parse_float else e.this.strip(JS_SPACE)
+        if parse_float and not _JS_NUMBER_PREFIX.match(text):
+            return math.nan
+        if not parse_float and text and not _JS_NUMBER.fullmatch(text):
+            return math.nan
     return None
 
 

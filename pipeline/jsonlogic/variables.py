@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from sqlglot import exp
 
 from pipeline.jsonlogic.types import holds_nan, t_bool, t_json, t_list, t_num, t_str, V
-from pipeline.jsonlogic.sql import binary, case_when, cast, data_type, fn, n_lit, null_of, s_lit, template
+from pipeline.jsonlogic.sql import binary, case_when, cast, data_type, fn, n_lit, null_of, s_lit
 from pipeline.jsonlogic.values import as_json
 
 
@@ -131,9 +131,10 @@ def _pointer(segments: Iterable[str]) -> str:
 
 
 def json_extract_dynamic(doc: exp.Expression, path: exp.Expression) -> exp.Expression:
-    return template(
-        "json_extract(ph_doc, '/' || replace(replace(replace(ph_path, '~', '~0'), '/', '~1'), '.', '/'))",
-        doc=doc, path=path)
+    """json_extract with a JSON Pointer built at run time from a dotted path (VARCHAR)."""
+    escaped = fn("replace", fn("replace", fn("replace", path, s_lit("~"), s_lit("~0")), s_lit("/"), s_lit("~1")),
+                 s_lit("."), s_lit("/"))
+    return fn("json_extract", doc, exp.DPipe(this=s_lit("/"), expression=escaped))
 
 
 _CANONICAL_INDEX = re.compile(r"0|[1-9][0-9]*")
