@@ -40,6 +40,7 @@ from pipeline.jsonlogic.sql import (
     lambda_,
     n_lit,
     null_of,
+    reads_document,
     ref,
     s_lit,
     wrap,
@@ -118,6 +119,11 @@ class Compiler:
     def __init__(self, variables: Variables):
         self.variables = variables
         self._names = itertools.count(1)
+        self._bind_reads = variables.bind_reads
+
+    def cheap(self, e: exp.Expression) -> bool:
+        """Cheap to repeat: written again rather than bound (see Variables.bind_reads)."""
+        return is_simple(e) and not (self._bind_reads and reads_document(e))
 
     def fresh(self) -> str:
         return f"__jsonlogic_{next(self._names)}"
@@ -136,7 +142,7 @@ class Compiler:
         DuckDB binds a lambda body more than once, so lambdas nested in lambda bodies cost time
         exponential in their depth to plan, while an argument is bound once.
         """
-        pending = [i for i, v in enumerate(vs) if not is_simple(v.sql)]
+        pending = [i for i, v in enumerate(vs) if not self.cheap(v.sql)]
         if not pending:
             return body(list(vs))
         name = self.fresh()

@@ -463,6 +463,9 @@ class RuleCompiler(Compiler):
 
     def op_in(self, op: str, args: list, scope: Scope) -> V:
         needle, haystack = (self.value(a, scope) for a in args)
+        by_text = _in_by_text(needle, haystack)
+        if by_text is not None:
+            return V(by_text, t_bool())
         sql = self.bind_all([needle, haystack], lambda nh: dispatch(
             nh[1], lambda kind, hay: _in_branch(self, nh[0], kind, hay)))
         return V(sql, t_bool())
@@ -470,11 +473,9 @@ class RuleCompiler(Compiler):
     def in_list(self, needle: V, lst: V) -> exp.Expression:
         """Array.prototype.indexOf(needle) !== -1, i.e. some element === needle."""
         elem = lst.ty.elem
-        text = canonical_json_text(needle)
-        if text is not None and isinstance(lst.sql, exp.Array) and lst.sql.expressions:
-            wanted = [literal_json_text(V(e, t_null())) for e in lst.sql.expressions]
-            if all(w is not None for w in wanted):
-                return exp.In(this=wrap(text), expressions=wanted)
+        by_text = _in_by_text(needle, lst)
+        if by_text is not None:
+            return by_text
 
         def branch(kind: str, t: V) -> exp.Expression:
             if kind in (ARR, OBJ) or kind not in elem.kinds:
@@ -698,6 +699,15 @@ def _num_cmp(a: V, b: V, strict: bool) -> exp.Expression:
     if is_simple(b.sql):
         return and_(binary(node, a.sql, b.sql), not_(fn("isnan", b.sql)))
     return fn("coalesce", binary(node, a.sql, _not_nan(b.sql)), FALSE())
+
+
+def _in_by_text(needle: V, lst: V) -> exp.Expression | None:
+    """A JSON value in a list of null/boolean/string literals, decided by one extraction."""
+    text = canonical_json_text(needle)
+    if text is None or not isinstance(lst.sql, exp.Array) or not lst.sql.expressions:
+        return None
+    wanted = [literal_json_text(V(e, t_null())) for e in lst.sql.expressions]
+    return exp.In(this=wrap(text), expressions=wanted) if all(w is not None for w in wanted) else None
 
 
 def _in_branch(compiler: RuleCompiler, needle: V, kind: str, hay: V) -> exp.Expression:

@@ -150,3 +150,15 @@ def is_double(e: exp.Expression) -> bool:
     while isinstance(e, exp.Paren):
         e = e.this
     return isinstance(e, exp.Cast) and e.to.this == exp.DataType.Type.DOUBLE
+
+
+def reads_document(e: exp.Expression) -> bool:
+    """Whether e reads a path of a JSON column: each such read parses the column's whole document."""
+    for node in e.walk():
+        if isinstance(node, exp.Anonymous) and node.name.lower() in ("json_extract", "json_extract_string"):
+            source = node.expressions[0]
+            while isinstance(source, (exp.Cast, exp.Paren)):
+                source = source.this
+            if isinstance(source, exp.Column) and source.this.args.get("quoted"):
+                return True
+    return False
