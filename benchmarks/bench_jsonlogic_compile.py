@@ -278,7 +278,8 @@ def main() -> None:
     start = time.perf_counter()
     con.execute(PROFILES_SQL, [args.rows])
     print(f"generated {args.rows:,} profiles in {time.perf_counter() - start:.1f}s (not timed)")
-    typed_vars = {name: jl.Variables.from_columns(COLUMNS, json_columns=["attributes"]) for name, jl in compilers.items()}
+    typed_vars = {name: jl.Variables.from_columns(COLUMNS, json_columns=["attributes"])
+                  for name, jl in compilers.items()}
     typed_rows = per_row(con, {name: jl.compile_condition(RULE, typed_vars[name]) for name, jl in compilers.items()},
                          args.rows, args.repeat, "profiles")
     con.execute(f"DELETE FROM profiles WHERE id >= {args.json_rows}")

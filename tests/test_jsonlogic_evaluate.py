@@ -13,7 +13,8 @@ from pipeline.jsonlogic import evaluate
 
 def test_one_rule_over_many_data_gives_each_datum_its_answer():
     rule = {"<": [{"var": "a"}, {"var": "b"}]}
-    assert [evaluate(rule, {"a": a, "b": 2}) for a in (1, 3, "1", None, [1], "x")] == [True, False, True, True, True, False]
+    answers = [evaluate(rule, {"a": a, "b": 2}) for a in (1, 3, "1", None, [1], "x")]
+    assert answers == [True, False, True, True, True, False]
 
 
 def test_rule_text_and_parsed_rule_give_the_same_answer():

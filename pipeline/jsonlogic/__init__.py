@@ -9,7 +9,8 @@ Also checks rules (operators, arity) and evaluates one rule over one JSON datum 
 # One idea per module: types (what the compiler knows of a value), sql (sqlglot building blocks),
 # values (representations and run-time kind tests), variables (paths to columns), coercions (JS
 # Number/String and binding), rules (parsing and checking), scopes (what var reads), operators
-# (one method per operator), api (the compile functions), datum (evaluate over one JSON datum).
+# (one method per operator), render (the AST as SQL text), api (the compile functions), datum
+# (evaluate over one JSON datum).
 
 from pipeline.jsonlogic.api import (
     CompiledValue,

@@ -102,6 +102,18 @@ def num_to_string(n: V) -> exp.Expression:
     return case_when([(whole, cast(cast(x, "HUGEINT"), "VARCHAR"))], signed)
 
 
+def _number_token(f: V) -> exp.Expression:
+    """A JSON array element as text whose Number() is Number(String(element)), never NULL: a string
+    as itself, an array (two levels down) approximated, anything else as its JSON text, which has
+    the same Number() (NaN for true, false and objects) but for null ("", Array.join) and -0 ("0")."""
+    text = cast(f.sql, "VARCHAR")
+    other = case_when([(s_lit("null"), s_lit("")), (s_lit("-0.0"), s_lit("0"))], text, subject=text)
+    whens = [(s_lit("VARCHAR"), fn("json_extract_string", f.sql, s_lit("$")))]
+    if ARR in f.ty.kinds:
+        whens.append((s_lit("ARRAY"), _approximate_string(V(cast(f.sql, "JSON[]", try_=True), t_list(t_json())))))
+    return fn("coalesce", case_when(whens, other, subject=fn("json_type", f.sql)), s_lit(""))
+
+
 def _approximate_string(lst: V) -> exp.Expression:
     """String() of an array three levels down: its JSON text without brackets and quotes."""
     return fn("regexp_replace", cast(as_json(lst), "VARCHAR"), s_lit(r'[\[\]"]'), s_lit(""), s_lit("g"))
@@ -322,11 +334,9 @@ class Compiler:
                 return s_lit("")
             if kind == ARR:
                 return _approximate_string(t)  # an array two levels down
-            if numeric and token.ty.rep == "json" and kind == NUM:
-                return case_when([(binary(exp.EQ, t.sql, n_lit(0)), s_lit("0"))], cast(token.sql, "VARCHAR"))
             return self.to_string(t).sql
 
-        body = dispatch(token, branch)
+        body = _number_token(token) if numeric and token.ty.rep == "json" else dispatch(token, branch)
         return fn("array_to_string", fn("list_transform", items, lambda_([name], body)), s_lit(","))
 
     def as_list(self, v: V) -> V | None:

@@ -59,7 +59,6 @@ from pipeline.jsonlogic.values import (
     kind_test,
     literal_json_text,
     OBJECTISH,
-    STRINGISH,
     truthy,
 )
 from pipeline.jsonlogic.coercions import Compiler, NAN
@@ -676,7 +675,9 @@ def _is_not_null(x: exp.Expression) -> exp.Expression:
 
 def _is_constant(v: V) -> bool:
     e = v.sql
-    return isinstance(e, (exp.Literal, exp.Boolean, exp.Null)) or isinstance(e, exp.Cast) and isinstance(e.this, exp.Literal)
+    if isinstance(e, exp.Cast):  # a double literal
+        e = e.this
+    return isinstance(e, (exp.Literal, exp.Boolean, exp.Null))
 
 
 def _primitive_kinds(ty: Ty) -> set[str]:

@@ -87,7 +87,7 @@ def dispatch(v: V, branch: Branch) -> exp.Expression:
         kinds = [k for k in KIND_ORDER if k in ty.kinds]
         if len(kinds) == 1:
             return branch(kinds[0], _json_view(v.sql, kinds[0], ty))
-        subject = fn("coalesce", fn("json_type", v.sql), s_lit("NULL"))
+        subject = _json_kind(v)
         *heads, last = kinds
         whens = []
         for kind in heads:
@@ -208,7 +208,13 @@ def kind_test(v: V, kinds: frozenset | set) -> exp.Expression:
         is_null = exp.Is(this=wrap(v.sql), expression=exp.Null())
         return is_null if NULL in kinds else not_(is_null)
     names = [s_lit(name) for kind in kinds & possible for name in _JSON_TYPE_NAMES[kind]]
-    return exp.In(this=fn("coalesce", fn("json_type", v.sql), s_lit("NULL")), expressions=names)
+    return exp.In(this=_json_kind(v), expressions=names)
+
+
+def _json_kind(v: V) -> exp.Expression:
+    """json_type(v), with 'NULL' for SQL NULL (a missing value) when v may be one."""
+    kind = fn("json_type", v.sql)
+    return fn("coalesce", kind, s_lit("NULL")) if NULL in v.ty.kinds else kind
 
 
 def _truthy_branch(kind: str, t: V) -> exp.Expression:
