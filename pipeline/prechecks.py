@@ -76,7 +76,10 @@ def _twin(check: pa.Check, col: str, numeric: bool) -> str | None:
     if check.name == "str_matches" and _PLAIN_PATTERN.match(stats.get("pattern", "")):
         return f"NOT regexp_matches({col}, {_text(stats['pattern'])})"
     if check.name == "valid_timezone":
-        return f"{col} NOT IN ({', '.join(_text(z) for z in sorted(usable()))})"
+        # Against a subquery, not a literal list: DuckDB hashes the first and tests every
+        # one of 598 names per row for the second (0.02 s against 0.75 s at 1M rows).
+        names = ", ".join(_text(z) for z in sorted(usable()))
+        return f"{col} NOT IN (SELECT unnest([{names}]))"
     return None
 
 
