@@ -108,11 +108,12 @@ def check(context: RunContext, required: dict[str, tuple[str, ...]] | None = Non
     return result
 
 
-def write(context: RunContext, result: ValidateResult, stale: tuple[str, ...] = ()) -> ValidateResult:
+def write(context: RunContext, result: ValidateResult, stale: tuple[str, ...] = (),
+          stale_stages: tuple[str, ...] = ()) -> ValidateResult:
     """Commit validated/ and rejects/ with the stage's record; raise RejectRatioExceeded after.
 
-    `stale` names outputs of an earlier run that tonight's inputs make wrong (its report
-    and warehouse): they are removed in the same commit.
+    `stale` names outputs of an earlier run that tonight's inputs make wrong (its report,
+    warehouse and push results), `stale_stages` their records: they go in the same commit.
     """
     started = time.perf_counter()
     _stage_outputs(context, result)
@@ -120,7 +121,7 @@ def write(context: RunContext, result: ValidateResult, stale: tuple[str, ...] = 
     failed = result.reject_ratio > context.max_reject_ratio
     failpoints.reach("validated_staged")
     context.commit("validate", _record(context, result), replaces=("validated/", "rejects/", *stale),
-                   status="failed" if failed else None)
+                   drops=stale_stages, status="failed" if failed else None)
     for name in DATASETS:
         _read_from(context, name, context.out_dir / _validated(name))
     if failed:

@@ -76,6 +76,8 @@ if __name__ == "__main__" and sys.argv[1:] == ["--record"]:
 
     with tempfile.TemporaryDirectory() as scratch:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+        if subprocess.run(["git", "status", "--porcelain", "pipeline"], capture_output=True, text=True).stdout.strip():
+            commit += " with uncommitted changes to pipeline/ (the commit that records this file)"
         record = {"recorded_by": commit, "variants": {v: outputs_of(Path(scratch), v) for v in VARIANTS}}
     GOLDEN.parent.mkdir(parents=True, exist_ok=True)
     GOLDEN.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
