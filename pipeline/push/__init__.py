@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import re
 import time
@@ -153,7 +152,7 @@ def _calls(context: RunContext, options: Options) -> tuple[list[payload.Call], P
                             "manifest's); payloads are never edited by hand: rerun the run. Nothing was sent")
     calls = payload.read(context.out_dir, list(context.outputs), context.run_id, options.kinds)
     result = PushResult(calls=len(calls))
-    tonight = sum(_benefits_in(c) for c in calls if c.kind == "benefits")
+    tonight = sum(c.benefits for c in calls)
     result.guard = history.guard(options.state_dir, context.run_id, tonight, factor=options.guard_factor,
                                  runs=options.guard_runs, minimum=options.guard_minimum)
     return calls, result
@@ -183,7 +182,7 @@ def _push(context: RunContext, options: Options, token: str, progress: Silent) -
         to_do = sum(1 for e in journal.entries(context.run_id, ("pending", "in_flight", "ambiguous"))
                     if e.kind in options.kinds)
         with progress.counter("push", to_do) as tick:
-            sender = Sender(settings, journal, {c.key: c.body_text for c in calls}, lambda entry, outcome: tick(outcome))
+            sender = Sender(settings, journal, payload.Bodies(context.out_dir), lambda entry, outcome: tick(outcome))
             try:
                 asyncio.run(sender.run(context.run_id, options.kinds))
             finally:
@@ -206,11 +205,6 @@ def _sha256(path: Path) -> str:
         while chunk := handle.read(8 * 2**20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _benefits_in(call: payload.Call) -> int:
-    body = json.loads(call.body_text)
-    return len(body["benefits"]) if "benefits" in body else 1
 
 
 def _finish(context: RunContext, options: Options, journal: Journal, result: PushResult, started: float) -> None:

@@ -173,11 +173,11 @@ Progress = Callable[[Entry, str], None]
 class Sender:
     """Delivers one run's journaled calls; safe to stop at any point and start again."""
 
-    def __init__(self, settings: Settings, journal: Journal, bodies: dict[str, str],
+    def __init__(self, settings: Settings, journal: Journal, bodies: payload.Bodies,
                  progress: Progress = lambda entry, state: None) -> None:
         self.settings = settings
         self.journal = journal
-        self.bodies = bodies  # key -> body text, for the calls read from the payload files
+        self.bodies = bodies  # reads a call's body from its payload file when it is sent
         self.progress = progress
         self.gate = Gate(settings.rate)
         self.posts = 0  # POST requests that left, for --max-calls
@@ -242,7 +242,7 @@ class Sender:
     async def _deliver(self, entry: Entry) -> None:
         if self.out_of_budget or self.given_up:
             return
-        body = entry.body if entry.body is not None else self.bodies[entry.key]
+        body = entry.body if entry.body is not None else self.bodies(entry.file, entry.line, entry.body_sha256)
         try:
             async for attempt in stamina.retry_context(
                 on=_retryable, attempts=None, timeout=self.settings.patience, wait_initial=0.5, wait_max=30.0
@@ -377,7 +377,7 @@ class Sender:
 
     async def _resolve(self, entry: Entry) -> None:
         """Look the call's external_ids up: found is sent, absent is sent again, never both."""
-        body = json.loads(entry.body if entry.body is not None else self.bodies[entry.key])
+        body = json.loads(entry.body if entry.body is not None else self.bodies(entry.file, entry.line, entry.body_sha256))
         targets = payload.targets(entry.kind, entry.path, body, self.settings.lookups)
         if not targets:
             return  # a return cannot be looked up or made idempotent: it waits for a person
