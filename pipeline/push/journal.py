@@ -207,12 +207,15 @@ class Journal:
             )
 
     def interrupted(self) -> int:
-        """Calls a killed push left in flight: their outcome is unknown now."""
+        """Calls a killed push left in flight: their outcome is unknown now.
+
+        updated_at stays the moment the call was sent: a batch's lookup waits --queue-wait
+        from then, not from this restart.
+        """
         with self._transaction():
             cursor = self._db.execute(
-                "UPDATE calls SET state = 'ambiguous', error = 'the push stopped while this call was in flight', "
-                "updated_at = ? WHERE state = 'in_flight'",
-                [_now()],
+                "UPDATE calls SET state = 'ambiguous', error = 'the push stopped while this call was in flight' "
+                "WHERE state = 'in_flight'"
             )
         return cursor.rowcount
 
