@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import click
 
 from pipeline import __version__
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.errors import ConfigError, PipelineError, PushError, StateError
 from pipeline.files import sha256_of
 from pipeline.log import Log
 
@@ -104,6 +104,7 @@ def _context(options: dict, log: Log) -> RunContext:
     if options.get("campaigns_file") is not None and options["campaigns_file"].is_file():
         asked["campaigns_sha256"] = sha256_of(options["campaigns_file"])
     return RunContext(
+        command=command,
         request=fingerprint(command, asked, options["input_dir"],
                             skip=tuple(options[k] for k in ("out_dir", "state_dir") if options.get(k))),
         progress=log.progress(),
@@ -226,8 +227,8 @@ def _validate(
 
     checked = validate.check(context, required)
     prepared = before_writing()
-    # An earlier run's report and warehouse would mix its figures with tonight's files.
-    validate.write(context, checked, stale=report.FILES)
+    # An earlier run's report, warehouse and push results would mix its figures with tonight's.
+    validate.write(context, checked, stale=(*report.FILES, "push/"), stale_stages=("report", "push"))
     return checked, prepared
 
 
@@ -345,6 +346,7 @@ def _issuing(options: dict, log: Log, required: dict[str, tuple[str, ...]]):
         with state.locked(stage.state_dir):
             context.open()
             _check_resumed_state(context, stage.state_dir)
+            _check_nothing_undelivered_is_replaced(context, stage.state_dir)
             validated, prepared = _validate(context, lambda: issuance.prepare(context, stage), required)
             yield context, stage, validated, prepared
     finally:
@@ -360,6 +362,31 @@ def _check_resumed_state(context: RunContext, state_dir: Path) -> None:
                 f"{context.out_dir} holds run {context.run_id}, unfinished, which issued with --state "
                 f"{issued['state']}; rerun it with that --state, or give this run a new --out"
             )
+
+
+def _check_nothing_undelivered_is_replaced(context: RunContext, state_dir: Path) -> None:
+    """A new run into a folder must not replace another run's benefit calls never delivered.
+
+    The state calls those benefits emitted, so no later run issues them again: replacing
+    their only payload files would lose them. Delivered (push sent every benefit call) or
+    confirmed by Omneo's export (the state forgot them) is fine.
+    """
+    from pipeline.state import ISSUED
+
+    issued = context.stages.get("issue", {})
+    earlier = issued.get("run_id")
+    if context.resumed or earlier in (None, context.run_id):
+        return
+    holds_calls = any(path.startswith("payloads/benefits/") for path in context.outputs)
+    still_emitted = (state_dir / ISSUED / f"{earlier}.parquet").is_file()
+    pushed = context.stages.get("push", {}).get("by_kind", {}).get("benefits")
+    delivered = pushed is not None and not any(pushed.get(s) for s in ("pending", "in_flight", "ambiguous"))
+    if holds_calls and still_emitted and not delivered:
+        raise StateError(
+            f"{context.out_dir} holds the benefit calls of run {earlier}, never delivered, which the state calls "
+            f"emitted: a new run here would replace them and they would be lost. Push them first "
+            f"(omneo-bulk push --out {context.out_dir}), or give this run its own --out"
+        )
 
 
 def reconcile_options(command: Callable) -> Callable:
@@ -554,38 +581,33 @@ def push_command(log: Log, out_dir: Path, state_dir: Path | None, base_url: str 
       omneo-bulk push --out runs/sample --base-url https://api.acme.getomneo.com --rate 5
       omneo-bulk push --out runs/sample --dry-run
     """
-    from pipeline import push
+    from pipeline import push, runfolder
     from pipeline.context import RunContext
 
     if base_url is None and not dry_run:
         raise click.UsageError("--base-url is required (only --dry-run goes without it)")
     token = None if dry_run else push.read_token(token_file)
     log.hide(token)
+    manifest = runfolder.read_manifest(out_dir)
+    if manifest is None:
+        raise PushError(f"{out_dir}: no manifest.json here, so no finished run to push; is it a run folder?")
+    settings = push.Options(
+        state_dir=push.state_folder(out_dir, manifest, state_dir), base_url=base_url, dry_run=dry_run,
+        kinds=options["kinds"], rate=options["rate"], concurrency=options["concurrency"],
+        timeout=options["timeout"], patience=options["patience"], max_calls=options["max_calls"],
+        queue_wait=options["queue_wait"], force=options["force"], guard_factor=options["guard_factor"],
+        guard_runs=options["guard_runs"], guard_minimum=options["guard_min_runs"], resolve=options["resolve"],
+        lookups={"benefits": options["lookup_benefits"], "redemptions": options["lookup_redemptions"],
+                 "claim_redeem": options["lookup_claim_redeem"]},
+    )
     context = RunContext(out_dir=out_dir, keeps_run=True, progress=log.progress())
     try:
-        context.open()
-        settings = push.Options(
-            state_dir=state_dir or _state_of(context), base_url=base_url, dry_run=dry_run,
-            kinds=options["kinds"], rate=options["rate"], concurrency=options["concurrency"],
-            timeout=options["timeout"], patience=options["patience"], max_calls=options["max_calls"],
-            queue_wait=options["queue_wait"],
-            force=options["force"], guard_factor=options["guard_factor"], guard_runs=options["guard_runs"],
-            guard_minimum=options["guard_min_runs"], resolve=options["resolve"],
-            lookups={"benefits": options["lookup_benefits"], "redemptions": options["lookup_redemptions"],
-                     "claim_redeem": options["lookup_claim_redeem"]},
-        )
         result = push.run(context, settings, token, log.progress())
     finally:
         context.close()
     _echo_push(log, result, dry_run)
     if result.exit_status:
         sys.exit(result.exit_status)
-
-
-def _state_of(context: RunContext) -> Path:
-    """The state folder the run issued with, else the default beside its folder."""
-    recorded = context.stages.get("issue", {}).get("state")
-    return Path(recorded) if recorded else context.out_dir.resolve().parent / ".omneo-bulk"
 
 
 def _echo_push(log: Log, result, dry_run: bool) -> None:
@@ -602,6 +624,8 @@ def _echo_push(log: Log, result, dry_run: bool) -> None:
     if result.rejected_benefits:
         log.event("rejected_benefits", f"{result.rejected_benefits} benefits rejected by Omneo: the next run may "
                   "issue them again", benefits=result.rejected_benefits)
+    if result.stopped:
+        log.event("push_stopped", f"push stopped early: {result.stopped}; rerun to resume", reason=result.stopped)
     for key in result.review:
         log.event("needs_review", f"return {key} has an unknown outcome and is never resent: check it in Omneo, "
                   f"then push --resolve {key}=sent (or =pending to send it)", key=key)

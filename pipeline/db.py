@@ -52,6 +52,12 @@ def connect(
         Path(temp_directory).mkdir(parents=True, exist_ok=True)
         con.execute("SET temp_directory = ?", [str(temp_directory)])
     con.execute("SET preserve_insertion_order = true")
+    if str(database) == ":memory:":
+        # Since DuckDB 1.4 an in-memory database checkpoints (vacuums) itself every 16 MB
+        # of changes: after each big CREATE TABLE AS or INSERT, a pass over what changed
+        # that nothing here needs (tables are built once, then dropped). Measured: 0.29 s
+        # of a campaign's 0.38 s at 1M profiles.
+        con.execute("SET checkpoint_threshold = '1TB'")
     # Progress is this program's to show (rich bars, json events, or nothing with --quiet):
     # DuckDB's own bar would print over them, and into the json lines, on any query > 2 s.
     con.execute("SET enable_progress_bar = false")

@@ -8,6 +8,7 @@ succeed.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,6 +186,8 @@ def run(context: RunContext, options: Options, prepared: Prepared) -> IssueResul
             "campaigns": result.campaigns,
             "payload_files": len(result.payload_files),
             "state": str(options.state_dir.resolve()),
+            # So that a project moved as a whole (runs and state together) still finds it.
+            "state_relative": os.path.relpath(options.state_dir.resolve(), context.out_dir.resolve()),
         }
         context.commit("issue", record, replaces=("issuance/", "payloads/benefits/"), commit_id=commit_id)
         failpoints.reach("issue_committed")

@@ -31,7 +31,7 @@ def write_benefits(context: RunContext, *, batch_size: int, lines_per_file: int,
     )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE benefit_calls AS " + db.sql_text("benefit_calls"),
-        {"per_call": 1 if single else batch_size},
+        {"per_call": 1 if single else batch_size, "as_of": context.as_of.isoformat()},
     )
     # POST /benefits takes one benefit as its body; the batch endpoint a list of them.
     body = "benefits" if single else """'{"benefits":[' || benefits || ']}'"""

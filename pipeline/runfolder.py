@@ -37,13 +37,21 @@ class RunFolder:
         self.manifest: dict | None = None  # as last committed; None for a new folder
 
     @classmethod
-    def open(cls, path: Path) -> RunFolder:
+    def open(cls, path: Path, *, must_hold_a_run: bool = False) -> RunFolder:
         """Hold the folder, finish a commit a killed command left, and clear its leftovers.
 
         A second command into the same folder stops here, before touching anything: two
         runs writing one folder would mix their files under one manifest. The lock is the
         kernel's (flock on the folder itself), so a killed command never leaves it held.
+        A folder is only ever cleaned once it is known to be a run folder: `--out ~` by
+        mistake must not lose a file (`must_hold_a_run`: push and report need a run there).
         """
+        if "?" in str(path.absolute()):
+            raise RunFolderError(
+                f"{path}: a run folder's path may not hold '?': DuckDB reads it as the start of options in "
+                "a database file name; choose another --out"
+            )
+        _check_is_run_folder(path, must_hold_a_run)
         path.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
         try:
@@ -85,15 +93,6 @@ class RunFolder:
         path = self.path / STAGING / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
-
-    def files_under(self, prefix: str) -> list[str]:
-        """The files on disk under `prefix` (a folder ending in '/', or one file), relative."""
-        target = self.path / prefix
-        if not prefix.endswith("/"):
-            return [prefix] if target.is_file() else []
-        if not target.is_dir():
-            return []
-        return sorted(p.relative_to(self.path).as_posix() for p in target.rglob("*") if p.is_file())
 
     def commit(self, manifest: dict, moves: list[str], removes: list[str]) -> None:
         """Move the staged `moves` into place, delete `removes`, and write `manifest`, as one.
@@ -147,9 +146,41 @@ class RunFolder:
                     (Path(root) / name).unlink(missing_ok=True)
 
 
+# What a command killed before its first commit leaves in a new folder: scratch only.
+SCRATCH_ONLY = {STAGING: None, SCRATCH: {"duckdb"}}
+
+
+def _check_is_run_folder(path: Path, must_hold_a_run: bool) -> None:
+    """Stop before touching a folder that is not a run folder, nor new, nor empty.
+
+    Without a manifest (or a commit to finish), a folder is taken as this program's only if
+    it holds nothing but the scratch of a command killed before its first commit.
+    """
+    if not path.exists():
+        if must_hold_a_run:
+            raise RunFolderError(f"{path}: no such run folder")
+        return
+    if (path / MANIFEST).is_file() or (path / JOURNAL).is_file():
+        return
+    if must_hold_a_run:
+        raise RunFolderError(f"{path}: no manifest.json here, so no finished run to work on; is it a run folder?")
+    foreign = []
+    for entry in sorted(path.iterdir()):
+        if TEMPORARY.match(entry.name):
+            continue
+        allowed = SCRATCH_ONLY.get(entry.name, ())
+        if entry.name not in SCRATCH_ONLY or (allowed is not None and {p.name for p in entry.iterdir()} - allowed):
+            foreign.append(entry.name)
+    if foreign:
+        raise RunFolderError(
+            f"{path}: holds files of no run ({', '.join(foreign[:3])}{', …' if len(foreign) > 3 else ''}); "
+            "give --out a new or empty folder"
+        )
+
+
 def read_manifest(path: Path) -> dict | None:
     """The folder's manifest, None when it has none; a manifest that cannot be read is a fault."""
-    return _read_json(path / MANIFEST, "manifest", required=("run_id", "outputs", "stages"))
+    return _read_json(path / MANIFEST, "manifest", required=("run_id", "as_of", "outputs", "stages"))
 
 
 def read_journal(path: Path) -> dict | None:
@@ -161,7 +192,7 @@ def _read_json(file: Path, what: str, required: tuple[str, ...]) -> dict | None:
         data = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError) as error:  # ValueError: not JSON, or not UTF-8
         raise RunFolderError(
             f"{file}: the {what} cannot be read ({error}); the folder was damaged outside omneo-bulk: "
             "move the run folder aside and rerun into a new --out"

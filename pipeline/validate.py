@@ -15,7 +15,7 @@ import duckdb
 import pandera.polars as pa
 import polars as pl
 
-from pipeline import db, failpoints
+from pipeline import db, failpoints, prechecks
 from pipeline.coerce import typed_select
 from pipeline.context import PARQUET, RunContext
 from pipeline.errors import InputError, RejectRatioExceeded
@@ -108,11 +108,12 @@ def check(context: RunContext, required: dict[str, tuple[str, ...]] | None = Non
     return result
 
 
-def write(context: RunContext, result: ValidateResult, stale: tuple[str, ...] = ()) -> ValidateResult:
+def write(context: RunContext, result: ValidateResult, stale: tuple[str, ...] = (),
+          stale_stages: tuple[str, ...] = ()) -> ValidateResult:
     """Commit validated/ and rejects/ with the stage's record; raise RejectRatioExceeded after.
 
-    `stale` names outputs of an earlier run that tonight's inputs make wrong (its report
-    and warehouse): they are removed in the same commit.
+    `stale` names outputs of an earlier run that tonight's inputs make wrong (its report,
+    warehouse and push results), `stale_stages` their records: they go in the same commit.
     """
     started = time.perf_counter()
     _stage_outputs(context, result)
@@ -120,7 +121,7 @@ def write(context: RunContext, result: ValidateResult, stale: tuple[str, ...] = 
     failed = result.reject_ratio > context.max_reject_ratio
     failpoints.reach("validated_staged")
     context.commit("validate", _record(context, result), replaces=("validated/", "rejects/", *stale),
-                   status="failed" if failed else None)
+                   drops=stale_stages, status="failed" if failed else None)
     for name in DATASETS:
         _read_from(context, name, context.out_dir / _validated(name))
     if failed:
@@ -234,15 +235,19 @@ PANDERA_CHUNK_ROWS = 1_000_000
 def _pandera_rejects(context: RunContext, dataset: Dataset, typed: str, rejects: str) -> None:
     """Run the dataset's pandera model over the typed rows; its failures become rejects.
 
-    The rows come in chunks of one streamed result, not by `rowid` ranges: an input column
-    named `rowid` would stand in for DuckDB's and decide which rows are checked.
+    Only the rows a check could fail go (`prechecks.suspects`): at 10M profiles, a few
+    dozen rather than every one. The rows come in chunks of one streamed result, not by
+    `rowid` ranges: an input column named `rowid` would stand in for DuckDB's and decide
+    which rows are checked.
     """
     con = context.con
     schema = _checked_part(dataset.schema)
     columns = ", ".join(db.quote(c) for c in [*schema.columns, "source_file", "source_row"])
+    suspect = prechecks.suspects(schema)
+    screen = "" if suspect is None else f" WHERE {suspect}"
     found: list[pl.DataFrame] = []
     # The reader owns the connection until it is drained: failures are inserted after.
-    with con.sql(f"SELECT {columns} FROM {typed}").to_arrow_reader(batch_size=PANDERA_CHUNK_ROWS) as batches:
+    with con.sql(f"SELECT {columns} FROM {typed}{screen}").to_arrow_reader(batch_size=PANDERA_CHUNK_ROWS) as batches:
         for batch in batches:
             failures = _pandera_chunk(dataset, schema, pl.from_arrow(batch))
             if failures is not None:

@@ -170,20 +170,25 @@ def _confine(con: duckdb.DuckDBPyConnection, run_dir: Path) -> None:
     started, so these three cannot go in CLOSED_AT_START.
     """
     folder = os.path.join(str(run_dir.resolve()), "")  # the trailing / keeps run-other/ out
+    # The views name the run's files as db.duckdb_path spells them (`[`, `*` escaped as
+    # `[[]`, `[*]`), and DuckDB checks that spelling: a folder named `night [1]` is allowed
+    # under both. The escaped prefix matches, as a pattern, only that same folder.
+    spelled = os.path.join(db.duckdb_path(run_dir.resolve()), "")
+    allowed_dirs = [folder] if spelled == folder else [folder, spelled]
     if db.scalar(con, "SELECT current_setting('lock_configuration')"):
         # DuckDB's Python client shares one database per file among its connections, settings
         # and lock included: an earlier connect() in this process locked it. Use it only if
         # it is this very sandbox.
         allowed = db.scalar(con, "SELECT current_setting('allowed_directories')")
         external = db.scalar(con, "SELECT current_setting('enable_external_access')")
-        if external or not allowed or not all(str(entry).startswith(folder) for entry in allowed):
+        if external or not allowed or not all(str(entry).startswith(tuple(allowed_dirs)) for entry in allowed):
             raise QueryError(f"{run_dir / FILE}: already open in this process with other settings")
         return
     con.execute("SET TimeZone = 'UTC'")
     # DuckDB's bar would print into --format csv/json output (see db.connect); after the lock
     # a query could no longer turn it off itself.
     con.execute("SET enable_progress_bar = false")
-    con.execute("SET allowed_directories = ?", [[folder]])
+    con.execute("SET allowed_directories = ?", [allowed_dirs])
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
 

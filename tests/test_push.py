@@ -7,6 +7,7 @@ the server counted, the exit status, the lines printed and the files written.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -145,6 +146,8 @@ def test_every_fault_on_still_applies_each_call_exactly_once(request, copy, made
     # Omneo allows fewer calls a second than --rate asks: 429s come, the push slows down.
     run, state = copy(request.getfixturevalue(made))
     with FakeOmneo(TOKEN, rate=server_rate, faults=faults, seed=11, stall_seconds=1.0) as omneo:
+        # Each fault at least once, whatever the draws; random ones follow.
+        omneo.queue_faults("unavailable", "apply_then_500", "apply_then_reset", "apply_then_stall")
         result = until_settled(run, state, omneo, "--rate", str(rate), "--concurrency", "8", "--timeout", "0.4")
 
         assert result.exit_code in (0, 4), result.output
@@ -472,12 +475,31 @@ def test_results_reach_the_manifest_the_warehouse_and_the_report(sample_run, cop
     assert "## Push to Omneo" in (run / "report.md").read_text(encoding="utf-8")
 
 
+def test_a_payload_edited_after_the_run_is_not_sent(sample_run, copy):
+    run, state = copy(sample_run)
+    part = run / "payloads" / "returns" / "part-00000.ndjson"
+    part.write_text(part.read_text(encoding="utf-8").replace('"count":1', '"count":2', 1), encoding="utf-8")
+    with FakeOmneo(TOKEN) as omneo:
+        result = push(run, state, omneo)
+
+        assert result.exit_code == 1
+        assert f"error: {part}: changed since the run wrote it" in result.output
+        assert omneo.requests() == []
+
+
 def test_a_changed_body_under_a_journaled_key_stops_before_sending(sample_run, copy):
+    # As if a rerun had written another body under a key already sent: the manifest agrees
+    # with the file, the journal does not.
     run, state = copy(sample_run)
     with FakeOmneo(TOKEN) as omneo:
         assert push(run, state, omneo, "--kinds", "returns").exit_code == 0
         part = run / "payloads" / "returns" / "part-00000.ndjson"
         part.write_text(part.read_text(encoding="utf-8").replace('"count":1', '"count":2', 1), encoding="utf-8")
+        manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+        for output in manifest["outputs"]:
+            if output["path"] == "payloads/returns/part-00000.ndjson":
+                output["sha256"] = hashlib.sha256(part.read_bytes()).hexdigest()
+        (run / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
         sent = len(omneo.requests())
 
         result = push(run, state, omneo, "--kinds", "returns")

@@ -14,6 +14,8 @@ from pathlib import Path
 import polars as pl
 from click.testing import CliRunner
 
+from fake_omneo import FakeOmneo
+from nights import TOKEN
 from pipeline.cli import main
 from test_issuance import ONE_CAMPAIGN, definition, issue, plan, profile, scenario, write_rows
 
@@ -155,6 +157,10 @@ def test_a_new_night_into_the_same_folder_is_a_new_run(tmp_path):
     scenario(tmp_path, [profile("p1")], [definition()], ONE_CAMPAIGN)
     assert issue(tmp_path).exit_code == 0
     first = manifest(tmp_path / "run")
+    with FakeOmneo(TOKEN) as omneo:  # last night's calls were delivered: the folder may be reused
+        pushed = CliRunner().invoke(main, ["push", "--out", str(tmp_path / "run"), "--base-url", omneo.base_url],
+                                    env={"OMNEO_TOKEN": TOKEN})
+        assert pushed.exit_code == 0, pushed.output
     write_rows(tmp_path / "input" / "profiles.csv", [profile("p1"), profile("p2")])  # tonight's export
 
     assert issue(tmp_path).exit_code == 0

@@ -9,8 +9,9 @@ the report. See docs/push.md.
 from __future__ import annotations
 
 import asyncio
-import json
+import hashlib
 import os
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from pipeline.push.journal import STATES, Journal
 from pipeline.push.sender import Sender, Settings
 
 RESULTS = "push/results.parquet"
+TOKEN = re.compile(r"[\x21-\x7e]+")  # what a Bearer token in an HTTP header may be
 JOURNAL = Path("push") / JOURNAL_FILE  # inside the state folder
 
 # Exit statuses (docs/push.md): every call sent; some rejected; some not done yet.
@@ -65,6 +67,7 @@ class PushResult:
     lookups: int = 0
     rejected_benefits: int = 0
     review: list[str] = field(default_factory=list)  # returns of unknown outcome: keys for a person
+    stopped: str | None = None  # why the push stopped taking calls before the end (--patience)
     plan: dict[str, Counter] = field(default_factory=dict)  # --dry-run: kind -> what would happen
     guard: str | None = None
     seconds: float = 0.0
@@ -91,60 +94,117 @@ def read_token(token_file: Path | None) -> str:
             raise PushError(f"--token-file {token_file}: cannot be read ({type(error).__name__})") from None
         if not token:
             raise PushError(f"--token-file {token_file}: empty")
-        return token
-    token = os.environ.get("OMNEO_TOKEN", "").strip()
-    if not token:
-        raise PushError("no API token: set OMNEO_TOKEN, or pass --token-file FILE (readable only by you)")
+    else:
+        token = os.environ.get("OMNEO_TOKEN", "").strip()
+        if not token:
+            raise PushError("no API token: set OMNEO_TOKEN, or pass --token-file FILE (readable only by you)")
+    where = f"--token-file {token_file}" if token_file is not None else "OMNEO_TOKEN"
+    if not TOKEN.fullmatch(token):
+        # Never echoed: a header can carry only visible ASCII, and the token is a secret.
+        raise PushError(f"the token in {where} holds a space, a line break or a character that is not ASCII, "
+                        "which an HTTP header cannot carry; check it (it is not shown)")
     return token
 
 
+def state_folder(run_dir: Path, manifest: dict, given: Path | None) -> Path:
+    """The state folder to push with: --state, else the one the run issued with, else the default.
+
+    The run records its state folder as an absolute path and relative to itself, so a
+    project moved as a whole still finds it. A recorded folder that is gone is a fault:
+    a push with an empty journal would send every call again.
+    """
+    if given is not None:
+        return given
+    issued = next((s for s in manifest.get("stages", []) if s.get("stage") == "issue"), {})
+    recorded, relative = issued.get("state"), issued.get("state_relative")
+    if recorded and Path(recorded).is_dir():
+        return Path(recorded)
+    if relative and (run_dir / relative).is_dir():
+        return (run_dir / relative).resolve()
+    if recorded:
+        raise PushError(f"the state folder run {manifest['run_id']} issued with ({recorded}) is not there; "
+                        "pass --state with its place (it holds the journal of what was already sent)")
+    return run_dir.resolve().parent / ".omneo-bulk"
+
+
 def run(context: RunContext, options: Options, token: str | None, progress: Silent | None = None) -> PushResult:
-    """Push the run held by `context` (opened with keeps_run). Raises PushError, AuthError."""
-    started = time.perf_counter()
-    if context.folder.manifest is None:
-        raise PushError(f"{context.out_dir}: no manifest here; is it a run folder?")
+    """Push the run folder of `context` (not yet opened; keeps_run). Raises PushError, AuthError.
+
+    Holds the state folder first, then the run folder (docs/runs.md), for the whole push.
+    """
+    if options.dry_run:
+        context.open()
+        return _plan(context, options)
+    with state.locked(options.state_dir):
+        context.open()
+        return _push(context, options, token, progress or Silent())
+
+
+def _calls(context: RunContext, options: Options) -> tuple[list[payload.Call], PushResult]:
+    """The run's calls of the asked kinds, its files checked whole; the guard's verdict."""
     if context.status != "complete":
         raise PushError(f"{context.out_dir}: run {context.run_id} did not finish ({context.status}); "
                         "rerun it into the same --out first, then push")
-    listed = list(context.outputs)
-    calls = payload.read(context.out_dir, listed, context.run_id, options.kinds)
+    for path, output in context.outputs.items():
+        kind = path.split("/")[1] if path.startswith("payloads/") else None
+        if kind in options.kinds and _sha256(context.out_dir / path) != output["sha256"]:
+            raise PushError(f"{context.out_dir / path}: changed since the run wrote it (its sha256 is not the "
+                            "manifest's); payloads are never edited by hand: rerun the run. Nothing was sent")
+    calls = payload.read(context.out_dir, list(context.outputs), context.run_id, options.kinds)
     result = PushResult(calls=len(calls))
-    tonight = sum(_benefits_in(c) for c in calls if c.kind == "benefits")
+    tonight = sum(c.benefits for c in calls)
     result.guard = history.guard(options.state_dir, context.run_id, tonight, factor=options.guard_factor,
                                  runs=options.guard_runs, minimum=options.guard_minimum)
-    if options.dry_run:
-        return _dry_run(options, calls, result)
+    return calls, result
+
+
+def _push(context: RunContext, options: Options, token: str, progress: Silent) -> PushResult:
+    started = time.perf_counter()
+    calls, result = _calls(context, options)
     if result.guard and not options.force:
         raise GuardRefused(result.guard)
-    with state.locked(options.state_dir):
-        journal = Journal(options.state_dir / JOURNAL, secrets=(token,))
-        try:
-            journal.register(c.record() for c in calls)
-            for key, decision in options.resolve.items():
-                journal.resolve(key, decision)
-            settings = Settings(
-                base_url=options.base_url, token=token, user_agent=f"omneo-bulk/{__version__}", rate=options.rate,
-                concurrency=options.concurrency, timeout=options.timeout, patience=options.patience,
-                max_calls=options.max_calls, lookups=options.lookups, queue_wait=options.queue_wait,
-            )
-            to_do = sum(1 for e in journal.entries(context.run_id, ("pending", "in_flight", "ambiguous"))
-                        if e.kind in options.kinds)
-            with (progress or Silent()).counter("push", to_do) as tick:
-                sender = Sender(settings, journal, {c.key: c.body_text for c in calls},
-                                lambda entry, outcome: tick(outcome))
-                try:
-                    asyncio.run(sender.run(context.run_id, options.kinds))
-                finally:
-                    result.posts, result.lookups = sender.posts, sender.lookups
-                    _finish(context, options, journal, result, started)
-        finally:
-            journal.close()
+    journal_path = options.state_dir / JOURNAL
+    pushed = context.stages.get("push")
+    if pushed and not journal_path.exists():
+        raise PushError(_unknown_to(context, pushed, journal_path))
+    journal = Journal(journal_path, secrets=(token,))
+    try:
+        if pushed and not journal.knows(context.run_id):
+            raise PushError(_unknown_to(context, pushed, journal_path))
+        journal.register(context.run_id, (c.record() for c in calls))
+        for key, decision in options.resolve.items():
+            journal.resolve(key, decision)
+        settings = Settings(
+            base_url=options.base_url, token=token, user_agent=f"omneo-bulk/{__version__}", rate=options.rate,
+            concurrency=options.concurrency, timeout=options.timeout, patience=options.patience,
+            max_calls=options.max_calls, lookups=options.lookups, queue_wait=options.queue_wait,
+        )
+        to_do = sum(1 for e in journal.entries(context.run_id, ("pending", "in_flight", "ambiguous"))
+                    if e.kind in options.kinds)
+        with progress.counter("push", to_do) as tick:
+            sender = Sender(settings, journal, payload.Bodies(context.out_dir), lambda entry, outcome: tick(outcome))
+            try:
+                asyncio.run(sender.run(context.run_id, options.kinds))
+            finally:
+                result.posts, result.lookups, result.stopped = sender.posts, sender.lookups, sender.given_up
+                _finish(context, options, journal, result, started)
+    finally:
+        journal.close()
     return result
 
 
-def _benefits_in(call: payload.Call) -> int:
-    body = json.loads(call.body_text)
-    return len(body["benefits"]) if "benefits" in body else 1
+def _unknown_to(context: RunContext, pushed: dict, journal: Path) -> str:
+    return (f"run {context.run_id} was pushed before with the journal in {pushed.get('state', 'another state folder')}, "
+            f"and {journal} knows nothing of it: pass --state with that folder (moved? restore it); with an empty "
+            "journal every call would be sent again")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(8 * 2**20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _finish(context: RunContext, options: Options, journal: Journal, result: PushResult, started: float) -> None:
@@ -174,6 +234,8 @@ def _finish(context: RunContext, options: Options, journal: Journal, result: Pus
         "lookups": result.lookups,
         "rejected_benefits": result.rejected_benefits,
         "returns_for_review": result.review,
+        "stopped": result.stopped,
+        "state": str(options.state_dir.resolve()),
         "exit_status": result.exit_status,
     }
     context.commit("push", record, replaces=("push/",))
@@ -198,8 +260,9 @@ def _write_results(context: RunContext, entries: list) -> None:
     context.stage_output(RESULTS, len(rows))
 
 
-def _dry_run(options: Options, calls: list[payload.Call], result: PushResult) -> PushResult:
-    """What a push would do, from the journal alone: nothing is written, nothing sent."""
+def _plan(context: RunContext, options: Options) -> PushResult:
+    """--dry-run: what a push would do, from the journal alone; nothing is written, nothing sent."""
+    calls, result = _calls(context, options)
     known = Journal.read_only_states(options.state_dir / JOURNAL)
     for call in calls:
         entry = known.get(call.key)

@@ -46,12 +46,9 @@ class Call:
     line: int
     method: str
     path: str
-    body_text: str  # the JSON body, as sent and hashed
+    body_sha256: str  # of the JSON body as sent; the body itself is read again when it goes
     position: int
-
-    @property
-    def body_sha256(self) -> str:
-        return hashlib.sha256(self.body_text.encode("utf-8")).hexdigest()
+    benefits: int  # benefits the call issues (0 for a corrective call)
 
     def record(self) -> dict:
         return {"key": self.key, "kind": self.kind, "run_id": self.run_id, "file": self.file, "line": self.line,
@@ -115,7 +112,38 @@ def _call(kind: str, run_id: str, file: str, line: int, text: str, position: int
                 raise fault("a benefit without profile_id or external_id")
     elif kind in LOOKUPS and not isinstance(body.get("external_id"), str):
         raise fault("no external_id in the body")
-    return Call(key, kind, run_id, file, line, method, path, body_text(body), position)
+    text = body_text(body)
+    issued = (len(body["benefits"]) if "benefits" in body else 1) if kind == "benefits" else 0
+    return Call(key, kind, run_id, file, line, method, path, hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                position, issued)
+
+
+class Bodies:
+    """The body of a call, read again from its payload file when it is sent.
+
+    A night at 10M profiles holds a gigabyte of payloads: only where each line starts is
+    kept, and a body is read, checked against its journaled sha256, when its call goes.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self._starts: dict[str, list[int]] = {}
+
+    def __call__(self, file: str, line: int, sha256: str) -> str:
+        path = self.run_dir / file
+        if file not in self._starts:
+            starts, offset = [], 0
+            with path.open("rb") as handle:
+                for raw in handle:
+                    starts.append(offset)
+                    offset += len(raw)
+            self._starts[file] = starts
+        with path.open("rb") as handle:
+            handle.seek(self._starts[file][line - 1])
+            text = body_text(json.loads(handle.readline())["body"])
+        if hashlib.sha256(text.encode("utf-8")).hexdigest() != sha256:
+            raise PushError(f"{path} line {line}: changed while the push ran; nothing more was sent")
+        return text
 
 
 def targets(kind: str, path: str, body: dict, lookups: dict[str, str]) -> list[Target]:

@@ -48,6 +48,16 @@ CREATE TABLE IF NOT EXISTS calls (
     updated_at   TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS calls_by_run ON calls (run_id, state);
+-- The calls of each run: a corrective call (keyed by its finding) recurs on the next night
+-- while Omneo's export has not caught up, and must then be neither sent twice nor missed.
+CREATE TABLE IF NOT EXISTS run_calls (
+    run_id       TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    file         TEXT NOT NULL,      -- this run's payload file holding the call
+    line         INTEGER NOT NULL,
+    position     INTEGER NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
 CREATE TABLE IF NOT EXISTS rejected_benefits (
     external_id  TEXT PRIMARY KEY,   -- a benefit Omneo refused: the next issue may issue it again
     run_id       TEXT NOT NULL,
@@ -113,25 +123,31 @@ class Journal:
     def close(self) -> None:
         self._db.close()
 
+    def _masked(self, text: str | None) -> str | None:
+        for secret in self._secrets:
+            text = text.replace(secret, "***") if text else text
+        return text
+
     # Registering the calls of a run -------------------------------------------------------
 
-    def register(self, calls: Iterable[dict]) -> int:
-        """Add the calls not journaled yet as pending; return how many were new.
+    def register(self, run_id: str, calls: Iterable[dict]) -> int:
+        """Journal the run's calls: new ones as pending, known ones linked to this run too.
 
         A key journaled with another body is a fault: the same idempotency key must always
         mean the same call, or a resend could apply something that was never checked.
+        Returns how many calls were new.
         """
         added = 0
         with self._transaction():
             for call in calls:
                 row = self._db.execute(
-                    "SELECT body_sha256, file, line, run_id FROM calls WHERE key = ?", [call["key"]]
+                    "SELECT body_sha256, file, line, run_id, state, kind FROM calls WHERE key = ?", [call["key"]]
                 ).fetchone()
                 if row is None:
                     self._db.execute(
                         "INSERT INTO calls (key, kind, run_id, file, line, method, path, body_sha256, position, "
                         "state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
-                        [call["key"], call["kind"], call["run_id"], call["file"], call["line"], call["method"],
+                        [call["key"], call["kind"], run_id, call["file"], call["line"], call["method"],
                          call["path"], call["body_sha256"], call["position"], _now()],
                     )
                     added += 1
@@ -141,9 +157,18 @@ class Journal:
                         f"another body (run {row[3]}, {row[1]} line {row[2]}); the same key must be the same call. "
                         "Check the payloads; nothing was sent"
                     )
+                elif row[4] == "rejected" and row[5] == "benefits" and row[3] != run_id:
+                    # Omneo refused it on an earlier night, the state forgot it, and this run
+                    # issued it again: a new attempt.
+                    self._db.execute("UPDATE calls SET state = 'pending', run_id = ?, updated_at = ? WHERE key = ?",
+                                     [run_id, _now(), call["key"]])
+                self._db.execute(
+                    "INSERT OR IGNORE INTO run_calls VALUES (?, ?, ?, ?, ?)",
+                    [run_id, call["key"], call["file"], call["line"], call["position"]],
+                )
         return added
 
-    def add_remainder(self, parent: Entry, key: str, body: str, body_sha256: str) -> None:
+    def add_remainder(self, parent: Entry, run_id: str, key: str, body: str, body_sha256: str) -> None:
         """A call made here: the part of `parent` that Omneo did not apply, to send again."""
         with self._transaction():
             self._db.execute(
@@ -152,6 +177,12 @@ class Journal:
                 [key, parent.kind, parent.run_id, parent.file, parent.line, parent.method, parent.path,
                  body_sha256, body, parent.key, parent.position, _now()],
             )
+            self._db.execute("INSERT OR IGNORE INTO run_calls VALUES (?, ?, ?, ?, ?)",
+                             [run_id, key, parent.file, parent.line, parent.position])
+
+    def knows(self, run_id: str) -> bool:
+        """Has this journal seen a push of the run?"""
+        return self._db.execute("SELECT count(*) FROM run_calls WHERE run_id = ?", [run_id]).fetchone()[0] > 0
 
     # Moving calls between states -----------------------------------------------------------
 
@@ -166,8 +197,7 @@ class Journal:
     def finish(self, key: str, state: str, *, http_status: int | None = None, response_id: str | None = None,
                error: str | None = None, latency_ms: float | None = None) -> None:
         assert state in STATES
-        for secret in self._secrets:
-            error = error.replace(secret, "***") if error else error
+        error = self._masked(error)
         with self._transaction():
             self._db.execute(
                 "UPDATE calls SET state = ?, http_status = coalesce(?, http_status), "
@@ -177,20 +207,27 @@ class Journal:
             )
 
     def interrupted(self) -> int:
-        """Calls a killed push left in flight: their outcome is unknown now."""
+        """Calls a killed push left in flight: their outcome is unknown now.
+
+        updated_at stays the moment the call was sent: a batch's lookup waits --queue-wait
+        from then, not from this restart.
+        """
         with self._transaction():
             cursor = self._db.execute(
-                "UPDATE calls SET state = 'ambiguous', error = 'the push stopped while this call was in flight', "
-                "updated_at = ? WHERE state = 'in_flight'",
-                [_now()],
+                "UPDATE calls SET state = 'ambiguous', error = 'the push stopped while this call was in flight' "
+                "WHERE state = 'in_flight'"
             )
         return cursor.rowcount
 
     def resolve(self, key: str, state: str) -> Entry:
-        """An operator's word on a call (`--resolve KEY=sent|pending`), e.g. a return checked by hand."""
+        """An operator's word on a call of unknown outcome (`--resolve KEY=sent|pending`),
+        e.g. a return checked by hand. Any other call is refused: a stale or mistyped
+        KEY=pending on a sent return would return it twice."""
         entry = self.get(key)
         if entry is None:
             raise PushError(f"--resolve: no call with idempotency key {key} in {self.path}")
+        if entry.state not in ("ambiguous", "in_flight"):
+            raise PushError(f"--resolve: call {key} is {entry.state}, not of unknown outcome; nothing was changed")
         self.finish(key, state, error=f"resolved by hand as {state}")
         return entry
 
@@ -199,7 +236,7 @@ class Journal:
         with self._transaction():
             self._db.executemany(
                 "INSERT OR REPLACE INTO rejected_benefits VALUES (?, ?, ?, ?)",
-                [(external_id, entry.run_id, entry.key, reason) for external_id, reason in reasons.items()],
+                [(external_id, entry.run_id, entry.key, self._masked(reason)) for external_id, reason in reasons.items()],
             )
 
     def rejected_benefits(self, run_id: str) -> dict[str, str]:
@@ -231,21 +268,21 @@ class Journal:
         return Entry(*row) if row else None
 
     def entries(self, run_id: str, states: tuple[str, ...] = STATES) -> list[Entry]:
-        """A run's calls in these states, in send order."""
+        """A run's calls in these states, in send order, with this run's file and line."""
         marks = ", ".join("?" for _ in states)
+        columns = ", ".join(f"rc.{c}" if c in ("file", "line", "position") else f"c.{c}" for c in COLUMNS)
         rows = self._db.execute(
-            f"SELECT {', '.join(COLUMNS)} FROM calls WHERE run_id = ? AND state IN ({marks}) "
-            "ORDER BY position, parent NULLS FIRST, key",
+            f"SELECT {columns} FROM run_calls rc JOIN calls c USING (key) WHERE rc.run_id = ? AND c.state IN ({marks}) "
+            "ORDER BY rc.position, c.parent NULLS FIRST, c.key",
             [run_id, *states],
         ).fetchall()
         return [Entry(*row) for row in rows]
 
     def counts(self, run_id: str) -> dict[str, int]:
         found = dict(self._db.execute(
-            "SELECT state, count(*) FROM calls WHERE run_id = ? GROUP BY state", [run_id]).fetchall())
+            "SELECT c.state, count(*) FROM run_calls rc JOIN calls c USING (key) WHERE rc.run_id = ? GROUP BY c.state",
+            [run_id]).fetchall())
         return {state: found.get(state, 0) for state in STATES}
-
-    # ----------------------------------------------------------------------------------------
 
     def _transaction(self) -> Iterator[None]:
         return _Transaction(self._db)

@@ -19,13 +19,14 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from http import HTTPStatus
 
 import httpx
 import stamina
 from aiolimiter import AsyncLimiter
 
 from pipeline import failpoints
-from pipeline.errors import AuthError
+from pipeline.errors import AuthError, PushError
 from pipeline.push import calls as payload
 from pipeline.push.journal import Entry, Journal
 
@@ -70,11 +71,18 @@ class TooManyRequests(Exception):
 
 
 class LookupFailed(Exception):
-    """A lookup did not answer: the call stays ambiguous."""
+    """A lookup did not answer, or answered something that proves nothing: the call stays ambiguous."""
+
+
+class GiveUp(Exception):
+    """Omneo asks for more patience than --patience allows (unreachable, or a Retry-After
+    beyond it): the call stays pending and the push stops taking new ones."""
 
 
 def _retryable(error: Exception) -> bool | float:
-    """The retry policy, in one place: what may be sent again, and after how long."""
+    """The retry policy, in one place: what may be sent again, and after how long.
+
+    GiveUp, AuthError, PushError and every outcome are not retried here."""
     if isinstance(error, TooManyRequests):
         return error.pause  # the gate already holds every worker that long
     return isinstance(error, NotSent)
@@ -165,24 +173,33 @@ Progress = Callable[[Entry, str], None]
 class Sender:
     """Delivers one run's journaled calls; safe to stop at any point and start again."""
 
-    def __init__(self, settings: Settings, journal: Journal, bodies: dict[str, str],
+    def __init__(self, settings: Settings, journal: Journal, bodies: payload.Bodies,
                  progress: Progress = lambda entry, state: None) -> None:
         self.settings = settings
         self.journal = journal
-        self.bodies = bodies  # key -> body text, for the calls read from the payload files
+        self.bodies = bodies  # reads a call's body from its payload file when it is sent
         self.progress = progress
         self.gate = Gate(settings.rate)
-        self.posts = 0  # POST requests made, for --max-calls
+        self.posts = 0  # POST requests that left, for --max-calls
+        self.reserved = 0  # POSTs about to leave or gone: the budget is taken before the gate
         self.lookups = 0  # GET requests made to settle unknown outcomes
+        self.run_id = ""
+        self.last_answer = time.monotonic()  # Omneo's last answer of any kind, for --patience
+        self.given_up: str | None = None  # why the push stopped taking calls, once it has
         self.client: httpx.AsyncClient | None = None
         self.in_flight: asyncio.Semaphore | None = None  # --concurrency requests at once, lookups included
 
     @property
     def out_of_budget(self) -> bool:
-        return self.settings.max_calls is not None and self.posts >= self.settings.max_calls
+        return self.settings.max_calls is not None and self.reserved >= self.settings.max_calls
+
+    def _patience_left(self) -> float:
+        """Seconds left before Omneo has been silent (or made us wait) longer than --patience."""
+        return self.settings.patience - (time.monotonic() - self.last_answer)
 
     async def run(self, run_id: str, kinds: tuple[str, ...] = payload.KINDS) -> None:
         """Resolve what is unknown, send what is pending, of `kinds`; repeat while that makes progress."""
+        self.run_id = run_id
         self.journal.interrupted()
         headers = {"Authorization": f"Bearer {self.settings.token}", "User-Agent": self.settings.user_agent,
                    "Accept": "application/json", "Content-Type": "application/json"}
@@ -199,7 +216,7 @@ class Sender:
             for _ in range(ROUNDS):
                 await self._each(of_kinds(("ambiguous",)), self._resolve)
                 pending = of_kinds(("pending",))
-                if not pending or self.out_of_budget:
+                if not pending or self.out_of_budget or self.given_up:
                     break
                 before = self.journal.counts(run_id)
                 await self._each(pending, self._deliver)
@@ -223,33 +240,54 @@ class Sender:
     # Sending ------------------------------------------------------------------------------
 
     async def _deliver(self, entry: Entry) -> None:
-        if self.out_of_budget:
+        if self.out_of_budget or self.given_up:
             return
-        body = entry.body if entry.body is not None else self.bodies[entry.key]
+        body = entry.body if entry.body is not None else self.bodies(entry.file, entry.line, entry.body_sha256)
         try:
             async for attempt in stamina.retry_context(
                 on=_retryable, attempts=None, timeout=self.settings.patience, wait_initial=0.5, wait_max=30.0
             ):
                 with attempt:
                     outcome = await self._post(entry, body)
-        except (NotSent, TooManyRequests) as error:
-            self.journal.finish(entry.key, "pending",
-                                error=f"not sent: {error}; gave up after {self.settings.patience:.0f} s (rerun to resume)")
+                    if outcome is None:
+                        return  # the budget ran out while this call waited for the gate
+        except (NotSent, TooManyRequests, GiveUp) as error:
+            if isinstance(error, GiveUp):
+                self.given_up = str(error)
+            self.journal.finish(entry.key, "pending", error=f"not sent: {error}; rerun to resume")
             self.progress(entry, "pending")
             return
-        except AuthError:
-            self.journal.finish(entry.key, "pending", error="not applied: Omneo refused the token")
+        except PushError:  # AuthError or a fault of the address: nothing was applied
+            self.journal.finish(entry.key, "pending", error="not applied: the push stopped")
             raise
         self._record(entry, body, outcome)
 
-    async def _post(self, entry: Entry, body: str) -> Outcome:
+    async def _post(self, entry: Entry, body: str) -> Outcome | None:
+        if self.out_of_budget:
+            return None
+        self.reserved += 1  # taken now: every worker waiting at the gate counts against --max-calls
         async with self.in_flight:
-            await self.gate.enter()
+            try:
+                await self._enter()
+            except BaseException:
+                self.reserved -= 1
+                raise
             self.journal.start(entry.key)  # durable before the request leaves
             failpoints.reach("push_in_flight")
-            self.posts += 1
             started = time.monotonic()
-            return await self._post_now(entry, body, started)
+            try:
+                return await self._post_now(entry, body, started)
+            except NotSent:
+                self.reserved -= 1  # it never left: no request was made
+                raise
+
+    async def _enter(self) -> None:
+        """Through the gate, unless Omneo has been silent for longer than --patience."""
+        if self.given_up:
+            raise GiveUp(self.given_up)
+        if self._patience_left() <= 0:
+            raise GiveUp(f"no answer from Omneo for {self.settings.patience:.0f} s (--patience)")
+        await self.gate.enter()
 
     async def _post_now(self, entry: Entry, body: str, started: float) -> Outcome:
         try:
@@ -258,32 +296,54 @@ class Sender:
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
             raise NotSent(_describe(error)) from None
         except httpx.TransportError as error:  # sent, then timed out, reset or cut: unknown
+            self.posts += 1
             return Outcome("ambiguous", error=f"{_describe(error)} after the request was sent",
                            latency_ms=_ms(started))
+        self.posts += 1
+        self.last_answer = time.monotonic()
         failpoints.reach("push_answered")
         return self._classify(response, started)
+
+    def _wait(self, response: httpx.Response) -> float:
+        """A 429: every worker pauses; beyond --patience the push gives up instead of sleeping."""
+        pause = self.gate.too_many(retry_after(response.headers.get("Retry-After")))
+        if pause > self._patience_left():
+            self.given_up = f"Omneo asks to wait {pause:.0f} s (Retry-After), beyond --patience"
+            raise GiveUp(self.given_up)
+        return pause
 
     def _classify(self, response: httpx.Response, started: float) -> Outcome:
         status, latency = response.status_code, _ms(started)
         if status == 429:
-            raise TooManyRequests(self.gate.too_many(retry_after(response.headers.get("Retry-After"))))
+            raise TooManyRequests(self._wait(response))
         if status in (401, 403):
+            # Our own words only: a reason phrase is the server's, and could echo a header.
             raise AuthError(
-                f"Omneo answered {status} {response.reason_phrase} to {response.request.url.path}: the token "
+                f"Omneo answered {status} {_phrase(status)} to {response.request.url.path}: the token "
                 "(OMNEO_TOKEN or --token-file) is missing, wrong or not allowed this call; nothing more was sent"
             )
         if status == 408:
             raise NotSent("408 Request Timeout (Omneo did not read the request)")
+        if 300 <= status < 400:
+            raise PushError(
+                f"{response.request.url.scheme}://{response.request.url.host}{_port(response)} answered {status} "
+                f"{_phrase(status)}, a redirect, to {response.request.url.path}: --base-url is not Omneo's API "
+                "address itself (a redirect is never followed with the token); nothing was applied"
+            )
         document = _json(response)
         if 200 <= status < 300:
+            if document is None:
+                # Not Omneo's JSON (a proxy or web page answered): whether it was applied is unknown.
+                return Outcome("ambiguous", status, error=f"{status} without Omneo's JSON body", latency_ms=latency)
             self.gate.succeeded()
             data = document.get("data") if isinstance(document.get("data"), dict) else {}
             found = document.get("batch_id", data.get("id"))
             return Outcome("sent", status, None if found is None else str(found), latency_ms=latency)
-        message = _message(document, response)
+        message = _message(document or {}, status)
         if status >= 500:
             return Outcome("ambiguous", status, error=message, latency_ms=latency)
-        return Outcome("rejected", status, error=message, latency_ms=latency, item_errors=_item_errors(document))
+        return Outcome("rejected", status, error=message, latency_ms=latency,
+                       item_errors=_item_errors(document or {}))
 
     def _record(self, entry: Entry, body: str, outcome: Outcome) -> None:
         if outcome.state == "rejected" and entry.kind == "benefits":
@@ -310,14 +370,14 @@ class Sender:
     def _remainder(self, entry: Entry, body: dict, leave_out: set[str]) -> str:
         rest = payload.body_text(payload.without(body, leave_out))
         key = f"{entry.key}~{self.journal.children(entry.key) + 1}"
-        self.journal.add_remainder(entry, key, rest, _sha256(rest))
+        self.journal.add_remainder(entry, self.run_id, key, rest, _sha256(rest))
         return key
 
     # Resolving an unknown outcome ----------------------------------------------------------
 
     async def _resolve(self, entry: Entry) -> None:
         """Look the call's external_ids up: found is sent, absent is sent again, never both."""
-        body = json.loads(entry.body if entry.body is not None else self.bodies[entry.key])
+        body = json.loads(entry.body if entry.body is not None else self.bodies(entry.file, entry.line, entry.body_sha256))
         targets = payload.targets(entry.kind, entry.path, body, self.settings.lookups)
         if not targets:
             return  # a return cannot be looked up or made idempotent: it waits for a person
@@ -326,7 +386,8 @@ class Sender:
         try:
             found = await asyncio.gather(*(self._exists(target) for target in targets))
         except LookupFailed as error:
-            self.journal.finish(entry.key, "ambiguous", error=f"{entry.error}; lookup failed: {error}")
+            unknown = (entry.error or "").split("; lookup failed: ")[0]
+            self.journal.finish(entry.key, "ambiguous", error=f"{unknown}; lookup failed: {error}")
             return
         applied = {t.external_id for t, exists in zip(targets, found) if exists}
         failpoints.reach("push_resolved")
@@ -349,38 +410,37 @@ class Sender:
             ):
                 with attempt:
                     return await self._get(target)
-        except (NotSent, TooManyRequests) as error:
+        except (NotSent, TooManyRequests, GiveUp) as error:
             raise LookupFailed(str(error)) from None
 
     async def _get(self, target: payload.Target) -> bool:
         async with self.in_flight:
-            await self.gate.enter()
+            await self._enter()
             return await self._get_now(target)
 
     async def _get_now(self, target: payload.Target) -> bool:
         self.lookups += 1
         try:
             response = await self.client.get(target.lookup_path, params={"filter[external_id]": target.external_id})
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
-            raise NotSent(_describe(error)) from None
         except httpx.TransportError as error:  # a GET changes nothing: safe to ask again
             raise NotSent(_describe(error)) from None
+        self.last_answer = time.monotonic()
         status = response.status_code
         if status == 429:
-            raise TooManyRequests(self.gate.too_many(retry_after(response.headers.get("Retry-After"))))
+            raise TooManyRequests(self._wait(response))
         if status in (401, 403):
-            raise AuthError(f"Omneo answered {status} {response.reason_phrase} to a lookup: the token is not "
+            raise AuthError(f"Omneo answered {status} {_phrase(status)} to a lookup: the token is not "
                             "allowed to read; nothing more was sent")
-        if status == 404:
-            return False
-        if status >= 500:  # a GET changes nothing: ask again, with backoff
-            raise NotSent(f"{status} {response.reason_phrase} from a lookup")
-        if status != 200:
-            raise LookupFailed(f"{status} {response.reason_phrase} from {target.lookup_path}")
+        if status >= 500:  # asked again, with backoff
+            raise NotSent(f"{status} {_phrase(status)} from a lookup")
+        document = _json(response) if status == 200 else None
+        data = document.get("data") if document else None
+        if not isinstance(data, list):
+            # A 404, a page, a body without `data`: it proves neither that the call was
+            # applied nor that it was not, and only the second would allow sending it again.
+            raise LookupFailed(f"{status} {_phrase(status)} without a list of data from {target.lookup_path}")
         self.gate.succeeded()
-        data = _json(response).get("data")
-        return isinstance(data, list) and any(
-            isinstance(item, dict) and item.get("external_id") == target.external_id for item in data)
+        return any(isinstance(item, dict) and item.get("external_id") == target.external_id for item in data)
 
 
 async def _until(moment: float) -> None:
@@ -390,17 +450,30 @@ async def _until(moment: float) -> None:
         await asyncio.sleep(wait)
 
 
-def _json(response: httpx.Response) -> dict:
+def _json(response: httpx.Response) -> dict | None:
+    """The answer's JSON object, or None when it is not one (Omneo always answers an object)."""
     try:
         document = response.json()
     except ValueError:
-        return {}
-    return document if isinstance(document, dict) else {}
+        return None
+    return document if isinstance(document, dict) else None
 
 
-def _message(document: dict, response: httpx.Response) -> str:
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _port(response: httpx.Response) -> str:
+    port = response.request.url.port
+    return f":{port}" if port else ""
+
+
+def _message(document: dict, status: int) -> str:
     """Omneo's own words: `message`, then each field's errors (Laravel style)."""
-    parts = [f"{response.status_code} {document.get('message') or response.reason_phrase}"]
+    parts = [f"{status} {document.get('message') or _phrase(status)}"]
     errors = document.get("errors")
     if isinstance(errors, dict):
         parts += [f"{name}: {'; '.join(map(str, messages if isinstance(messages, list) else [messages]))}"
