@@ -38,3 +38,20 @@ def test_pip_install_into_clean_venv_gives_a_working_command(tmp_path):
     assert str(env_dir) in location
     assert has_sql == "True"
     assert "transactions" in datasets and "profiles" in datasets
+
+    # Every module of the source tree is in the installed copy: a subpackage left out of
+    # pyproject's package list would install, pass the probe above and fail at `push`.
+    modules = sorted(
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for folder in ("pipeline", "schemas") for path in (ROOT / folder).rglob("*.py")
+    )
+    imported = subprocess.run(
+        [str(python), "-c", "import importlib, sys\n"
+         "for name in sys.argv[1:]:\n    assert importlib.import_module(name).__file__.startswith(sys.prefix), name"
+         , *modules],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert imported.returncode == 0, imported.stderr[-2000:]
+    push_help = subprocess.run([str(env_dir / "bin" / "omneo-bulk"), "push", "--help"], capture_output=True, text=True,
+                               cwd=tmp_path)
+    assert push_help.returncode == 0, push_help.stderr
