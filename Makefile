@@ -38,7 +38,9 @@ browser: ## Install Debian's chromium when it is missing (needs root or sudo)
 
 bench: $(STAMP) ## Run the benchmarks (tens of minutes) and record figures in benchmarks/RESULTS.md
 	$(BIN)/python benchmarks/bench_validate.py --rows 1000000
+	$(BIN)/python benchmarks/bench_startup.py
 	$(BIN)/python benchmarks/bench_jsonlogic.py
+	$(BIN)/python benchmarks/bench_jsonlogic_compile.py
 	$(BIN)/python benchmarks/bench_issue.py --profiles 1000000
 	$(BIN)/python benchmarks/bench_issue.py --profiles 10000000
 	$(BIN)/python benchmarks/bench_issue.py --profiles 10000000 --memory-limit 5GB
@@ -48,6 +50,9 @@ bench: $(STAMP) ## Run the benchmarks (tens of minutes) and record figures in be
 	$(BIN)/python benchmarks/bench_run.py --profiles 10000000 --repeat 3
 	$(BIN)/python benchmarks/bench_run.py --profiles 10000000 --memory-limit 4GB
 	$(BIN)/python benchmarks/bench_run.py --profiles 10000000 --memory-limit 12GB
+	$(BIN)/python benchmarks/bench_limit.py --profiles 1000000 --repeat 3
+	$(BIN)/python benchmarks/bench_limit.py --profiles 10000000 --repeat 2
+	$(BIN)/python benchmarks/bench_limit.py --profiles 10000000 --repeat 1 --memory-limit 4GB
 
 clean: ## Remove run outputs and the virtual environment
 	rm -rf runs $(VENV) .pytest_cache *.egg-info
