@@ -267,9 +267,16 @@ def _plan_campaign(
         WHERE ({audience}) AND ({condition})
         """
     )
-    in_audience = db.scalar(con, f"SELECT count(*) FROM profile_context WHERE {audience}")
     profiles = db.scalar(con, "SELECT count(*) FROM profile_context")
     considered = db.scalar(con, "SELECT count(*) FROM candidates")
+    # The audience alone is counted by another scan only when a condition follows it: most
+    # campaigns have one rule or the other, and a scan of JSON rules costs a second a 10M.
+    if condition == "true":
+        in_audience = considered
+    elif audience == "true":
+        in_audience = profiles
+    else:
+        in_audience = db.scalar(con, f"SELECT count(*) FROM profile_context WHERE {audience}")
     cap = _cap(context, campaign, definition)
     con.execute(
         "INSERT INTO plan " + db.sql_text("plan_campaign"),

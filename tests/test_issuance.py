@@ -427,6 +427,23 @@ def test_audience_on_extra_column_attribute_path_and_spend(tmp_path):
     assert counts["not_in_audience"] == 2
 
 
+@pytest.mark.parametrize("audience, condition, expected", [
+    # (not_in_audience, condition_false, considered) of profiles p1 VIC gold, p2 VIC silver,
+    # p3 NSW gold, p4 NSW silver.
+    ("{\"==\": [{\"var\": \"region\"}, \"VIC\"]}", "", (2, 0, 2)),
+    (None, "{\"==\": [{\"var\": \"tier.handle\"}, \"gold\"]}", (0, 2, 2)),
+    ("{\"==\": [{\"var\": \"region\"}, \"VIC\"]}", "{\"==\": [{\"var\": \"tier.handle\"}, \"gold\"]}", (2, 1, 1)),
+])
+def test_campaign_counts_audience_and_condition_apart(tmp_path, audience, condition, expected):
+    people = [profile("p1", region="VIC"), profile("p2", region="VIC", tier_handle="silver"),
+              profile("p3", region="NSW"), profile("p4", region="NSW", tier_handle="silver")]
+    campaigns = ONE_CAMPAIGN + (f"audience = '{audience}'\n" if audience else "")
+    scenario(tmp_path, people, [definition(claim_condition=condition)], campaigns)
+    assert issue(tmp_path).exit_code == 0
+    counts = json.loads((tmp_path / "run" / "manifest.json").read_text())["stages"][1]["campaigns"][0]
+    assert (counts["not_in_audience"], counts["condition_false"], counts["considered"]) == expected
+
+
 def test_spend_is_summed_exactly_so_reruns_decide_alike(tmp_path):
     # As doubles, 0.1 + 0.2 is 0.30000000000000004, and the order threads add sales in can
     # move the last digit: a threshold must see the exact sum.
