@@ -26,7 +26,7 @@ PLAN_COLUMNS = (
     "issued_at_utc, timezone, expires_at_local, expires_at_utc, external_id"
 )
 # Tables issuance builds and drops when its files are written (the plan is plan.parquet).
-SCRATCH = ("profile_context", "holdings", "plan", "candidates", "issued", "benefit_calls", "issuance_state")
+SCRATCH = ("profile_context", "holdings", "bulk_holdings", "plan", "candidates", "issued", "benefit_calls", "issuance_state")
 PLAN_DDL = """(
     campaign_id VARCHAR, profile_id VARCHAR, definition_id BIGINT, definition_handle VARCHAR,
     decision VARCHAR, reason VARCHAR, issued_at_local TIMESTAMP, issued_at_utc TIMESTAMPTZ,
@@ -154,6 +154,12 @@ def run(context: RunContext, options: Options, prepared: Prepared) -> IssueResul
         state.settle(con, options.state_dir)
         state.load(con, options.state_dir, resumed_run=context.run_id if context.resumed else None)
         con.execute("CREATE OR REPLACE TABLE holdings AS " + db.sql_text("holdings"))
+        # What earlier bulk runs issued, by external_id: each campaign looks for its own cycle
+        # here, not in every holding.
+        con.execute(
+            "CREATE OR REPLACE TABLE bulk_holdings AS "
+            "SELECT DISTINCT external_id FROM holdings WHERE starts_with(external_id, 'bulk:')"
+        )
         con.execute(f"CREATE OR REPLACE TABLE plan {PLAN_DDL}")
         for campaign, (audience, condition, priority) in zip(options.campaigns, prepared.rules):
             step(campaign.id)
@@ -163,7 +169,7 @@ def run(context: RunContext, options: Options, prepared: Prepared) -> IssueResul
         result.issued = sum(c["issued"] for c in result.campaigns)
         # The plan is decided: what the campaigns read goes now, so the writes below (the
         # payloads' ordered aggregates above all) have the memory.
-        _drop(con, ("profile_context", "candidates", "holdings"))
+        _drop(con, ("profile_context", "candidates", "holdings", "bulk_holdings"))
 
         step("plan.parquet")
         # `plan` is in plan order already (campaign, then profile): a scan keeps that order.
@@ -262,7 +268,7 @@ def _plan_campaign(
     con.execute(
         f"""
         CREATE OR REPLACE TABLE candidates AS
-        SELECT id AS profile_id, {priority} AS priority_value
+        SELECT id AS profile_id, {priority} AS priority_value, profile_type, timezone
         FROM profile_context
         WHERE ({audience}) AND ({condition})
         """

@@ -1,14 +1,14 @@
 -- One row per profile considered by one campaign (it passed the audience and the
 -- definition's claim condition): the decision and the first reason that applies (contract §4).
--- Reads `candidates` (the profiles passing this campaign's rules), `profile_context`,
--- `benefit_definitions`, `holdings` and the rows `plan` already has from earlier campaigns.
+-- Reads `candidates` (the profiles passing this campaign's rules, with their type and zone),
+-- `benefit_definitions`, `holdings`, `bulk_holdings` (the holdings' external_ids that start
+-- with 'bulk:') and the rows `plan` already has from earlier campaigns.
 WITH d AS (
     SELECT * FROM benefit_definitions WHERE id = $definition_id
 ), considered AS (
-    SELECT c.profile_id, c.priority_value, p.profile_type,
-           coalesce($campaign_timezone, p.timezone, $default_timezone) AS tz
+    SELECT c.profile_id, c.priority_value, c.profile_type,
+           coalesce($campaign_timezone, c.timezone, $default_timezone) AS tz
     FROM candidates c
-    JOIN profile_context p ON p.id = c.profile_id
 ), zones AS (
     -- Every time depends only on the zone (issued_at is campaign-wide): convert once per
     -- zone, not once per profile. ICU conversions are the costly part of this query.
@@ -42,7 +42,7 @@ WITH d AS (
     WHERE definition_id = $definition_id AND decision = 'issue'
 ), this_cycle AS (
     -- Instances already carrying this campaign-and-cycle's external_id.
-    SELECT DISTINCT external_id FROM holdings
+    SELECT external_id FROM bulk_holdings
     WHERE starts_with(external_id, 'bulk:' || $campaign_id || ':' || $cycle || ':')
 ), reasoned AS (
     SELECT e.*,
@@ -65,7 +65,8 @@ WITH d AS (
     LEFT JOIN issued_earlier i ON i.profile_id = e.profile_id
     LEFT JOIN held h ON h.profile_id = e.profile_id
 ), ranked AS (
-    SELECT r.*, NULL::BIGINT AS allocation_rank FROM reasoned r WHERE r.reason IS NOT NULL
+    -- Without a cap nobody is ranked: the window's sort is the costliest part of the query.
+    SELECT r.*, NULL::BIGINT AS allocation_rank FROM reasoned r WHERE r.reason IS NOT NULL OR $cap IS NULL
     UNION ALL
     -- Allocation order among the profiles not skipped above: priority, then id.
     SELECT r.*,
@@ -73,7 +74,7 @@ WITH d AS (
                ORDER BY CASE WHEN $descending THEN NULL ELSE r.priority_value END ASC NULLS LAST,
                         CASE WHEN $descending THEN r.priority_value END DESC NULLS LAST,
                         r.profile_id)                                                   AS allocation_rank
-    FROM reasoned r WHERE r.reason IS NULL
+    FROM reasoned r WHERE r.reason IS NULL AND $cap IS NOT NULL
 )
 SELECT $campaign_id                                          AS campaign_id,
        r.profile_id,
