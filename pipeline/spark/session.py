@@ -30,6 +30,9 @@ SQL_SETTINGS = {
     "spark.sql.session.timeZone": "UTC",
     # Spark 4's default, stated: a bad cast fails instead of becoming null.
     "spark.sql.ansi.enabled": "true",
+    # Instants as Parquet INT64 micros adjusted to UTC, which DuckDB reads as TIMESTAMPTZ.
+    # Spark's default, INT96, reads back as a naive TIMESTAMP: an instant would lose its kind.
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     # createDataFrame(pandas) / toPandas through Arrow (mapInArrow and applyInArrow always are).
     "spark.sql.execution.arrow.pyspark.enabled": "true",
 }

@@ -1,6 +1,6 @@
 """The Spark engine's building blocks on a real local[2,2] session: DuckDB SQL on every shard
-of packed datasets, and a shard that fails once (raising, or its worker killed) retried by
-Spark with the same result."""
+of packed datasets, a shard that fails once (raising, or its worker killed) retried by
+Spark with the same result, and Parquet from Spark read back by DuckDB with the same types."""
 
 from __future__ import annotations
 
@@ -83,3 +83,15 @@ def test_a_shard_that_fails_once_is_retried_and_the_result_is_the_same(spark, tm
     again = run(spark, FailOnce(failing, str(marker), kill=kill))
     assert marker.exists(), "the shard never failed: the test proves nothing"
     assert again.equals(expected)
+
+
+def test_parquet_that_spark_writes_reads_back_in_duckdb_with_the_default_engines_types(spark, tmp_path):
+    from pipeline import db
+
+    spark.sql("""SELECT 'p1' AS profile_id, CAST(1.5 AS DECIMAL(38, 6)) AS total,
+                        TIMESTAMP_NTZ'2026-04-06 01:30:00' AS issued_at_local,
+                        TIMESTAMP'2026-04-05 15:30:00.123456' AS issued_at_utc""").write.parquet(str(tmp_path / "out"))
+    con = db.connect(threads=1)
+    kinds = {name: kind for name, kind, *_ in db.rows(con, f"DESCRIBE SELECT * FROM read_parquet({db.literal(str(tmp_path / 'out' / '*.parquet'))})")}
+    assert kinds == {"profile_id": "VARCHAR", "total": "DECIMAL(38,6)", "issued_at_local": "TIMESTAMP",
+                     "issued_at_utc": "TIMESTAMP WITH TIME ZONE"}
