@@ -16,16 +16,23 @@ help: ## List the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,spark]'
 	touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install the package with its test tools
+install: $(STAMP) ## Create .venv and install the package with its test tools and the Spark extra
 
 run: $(STAMP) ## Run the whole pipeline on sample_data/ into runs/sample/
 	$(BIN)/omneo-bulk run --input sample_data --campaigns sample_data/campaigns.toml --out runs/sample --as-of "$(AS_OF)"
 
-test: $(STAMP) browser ## Run the test suite (installs Chromium for the report test when missing)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+test: $(STAMP) browser java ## Run the test suite (installs Chromium and Java for their tests when missing)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not spark"
+	$(MAKE) --no-print-directory test-spark
+
+# The Spark tests share one Spark session (a JVM that takes seconds to start) per pytest
+# process, so they run in one process of their own: xdist's `--dist loadgroup` would keep
+# them on one worker, but with pytest 9.2 it silently stops grouping (pytest-xdist#1386).
+test-spark: $(STAMP) java ## Run only the Spark engine's tests (one Spark session, local mode)
+	$(BIN)/python -m pytest -m spark tests/spark
 
 # The report test opens report.html in Debian's Chromium; Playwright drives that binary and
 # never downloads a browser of its own.
@@ -35,6 +42,13 @@ browser: ## Install Debian's chromium when it is missing (needs root or sudo)
 	  echo "installing Debian's chromium for tests/test_report_browser.py"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+# The Spark engine's tests need Java 17; PySpark itself comes from PyPI with the `spark` extra.
+java: ## Install Debian's Java 17 runtime when java is missing (needs root or sudo)
+	@command -v java >/dev/null 2>&1 || { \
+	  echo "installing Debian's openjdk-17-jre-headless for the Spark tests (tests/spark/)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
 
 bench: $(STAMP) ## Run the benchmarks (tens of minutes) and record figures in benchmarks/RESULTS.md
 	$(BIN)/python benchmarks/bench_validate.py --rows 1000000
@@ -57,4 +71,4 @@ bench: $(STAMP) ## Run the benchmarks (tens of minutes) and record figures in be
 clean: ## Remove run outputs and the virtual environment
 	rm -rf runs $(VENV) .pytest_cache *.egg-info
 
-.PHONY: help install run test browser bench clean
+.PHONY: help install run test test-spark browser java bench clean

@@ -1,0 +1,120 @@
+"""The one place the Spark engine's SparkSession is made and configured (like `pipeline.db.connect`).
+
+A local master (`local[N]`, `local[N,F]`, `local[*]`) runs the driver and executors in this
+process's JVM, on loopback, with this interpreter as the Python of every worker. Any other
+master (`spark://…`, `yarn`, `k8s://…`), or none inside spark-submit or a Databricks job, is
+the cluster's own: only the settings the engine relies on are applied.
+
+Retries: in local mode Spark ignores `spark.task.maxFailures`; a task is tried once unless
+the master says `local[N,F]` (F attempts in all). The default local master is
+`local[*,2]`, so a shard that fails once is retried as on a cluster (default: 4 attempts).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from importlib import resources
+
+from pipeline.errors import ConfigError
+
+DEFAULT_LOCAL_MASTER = "local[*,2]"
+LOCAL_MASTER = re.compile(r"^local(\[\s*(\d+|\*)\s*(,\s*\d+\s*)?\])?$")
+
+# SQL settings every session gets, local or not (they can be set on a running session too).
+SQL_SETTINGS = {
+    # Instants are shown and parsed in UTC, as DuckDB's connections do (`SET TimeZone = 'UTC'`);
+    # a TIMESTAMP reaches a shard as Arrow timestamp[us, tz=UTC].
+    "spark.sql.session.timeZone": "UTC",
+    # Spark 4's default, stated: a bad cast fails instead of becoming null.
+    "spark.sql.ansi.enabled": "true",
+    # Instants as Parquet INT64 micros adjusted to UTC, which DuckDB reads as TIMESTAMPTZ.
+    # Spark's default, INT96, reads back as a naive TIMESTAMP: an instant would lose its kind.
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    # createDataFrame(pandas) / toPandas through Arrow (mapInArrow and applyInArrow always are).
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
+
+
+def is_local(master: str) -> bool:
+    return bool(LOCAL_MASTER.match(master.strip()))
+
+
+def build_session(
+    master: str | None = None,
+    *,
+    shards: int | None = None,
+    app_name: str = "omneo-bulk",
+    log_level: str = "ERROR",
+    settings: dict[str, str] | None = None,
+):
+    """A SparkSession for the engine: `master` (default: the submitter's, else local[*,2]).
+
+    `shards` sets `spark.sql.shuffle.partitions`, the partitions of every shuffle by shard.
+    `settings` are applied last (e.g. `{"spark.driver.memory": "4g"}`). A session already
+    running in this process is reused (its static settings stay as they were).
+    """
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise ConfigError(
+            "--engine spark needs PySpark: pip install 'omneo-bulk[spark]' (and Java 17)"
+        ) from None
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ or SparkSession.getActiveSession() is not None
+    if master is None and not submitted:
+        master = DEFAULT_LOCAL_MASTER
+    chosen = dict(SQL_SETTINGS)
+    if master is not None and is_local(master):
+        _require_java()
+        chosen.update(_local_settings(settings or {}))
+    if shards is not None:
+        chosen["spark.sql.shuffle.partitions"] = str(shards)
+    # The caller's last; a local session's Java options already hold theirs (_local_settings).
+    merged = "spark.driver.extraJavaOptions" if "spark.driver.extraJavaOptions" in chosen else None
+    chosen.update({key: value for key, value in (settings or {}).items() if key != merged})
+    builder = SparkSession.builder.appName(app_name)
+    if master is not None:
+        builder = builder.master(master)
+    for key, value in chosen.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    # A reused session keeps its static settings, but SQL settings can still be set.
+    for key, value in SQL_SETTINGS.items():
+        spark.conf.set(key, value)
+    if shards is not None:
+        spark.conf.set("spark.sql.shuffle.partitions", str(shards))
+    spark.sparkContext.setLogLevel(log_level)
+    return spark
+
+
+def _local_settings(settings: dict[str, str]) -> dict[str, str]:
+    """What a local session needs: this Python for workers, loopback only, a quiet driver."""
+    # The JVM is started by this process and inherits its environment: binding to loopback
+    # here also silences "hostname resolves to a loopback address".
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # Without it, workers run `python3` from PATH, which may lack pyarrow and duckdb.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    log_config = resources.files("pipeline.spark").joinpath("log4j2.properties")
+    java_options = f"-Dlog4j2.configurationFile=file:{log_config}"
+    if settings.get("spark.driver.extraJavaOptions"):
+        java_options = f"{settings['spark.driver.extraJavaOptions']} {java_options}"
+    return {
+        "spark.pyspark.python": os.environ["PYSPARK_PYTHON"],
+        "spark.pyspark.driver.python": sys.executable,
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.extraJavaOptions": java_options,
+    }
+
+
+def _require_java() -> None:
+    java_home = os.environ.get("JAVA_HOME")
+    if shutil.which("java") is None and not (java_home and os.path.exists(os.path.join(java_home, "bin", "java"))):
+        raise ConfigError(
+            "--engine spark in local mode needs Java 17 (java on PATH or JAVA_HOME); "
+            "on Debian: apt-get install openjdk-17-jre-headless"
+        )

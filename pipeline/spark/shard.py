@@ -1,0 +1,155 @@
+"""DuckDB on one shard: the datasets of a shard go in as one Arrow table, SQL results come out.
+
+Spark's `groupBy("shard").applyInArrow` hands a function one `pyarrow.Table` per shard, and
+takes one back, of exactly the declared schema (no implicit casts: int64 for `int` fails).
+Datasets of different shapes travel together packed (`pack`): one row per input row, a
+`shard` column, a `dataset` column naming it, and one struct column per dataset holding the
+row (null for the other datasets' rows). `unpack` gives each dataset back as its own table,
+with zero rows but every column when the shard has none of it.
+
+A shard's SQL runs on a connection from `pipeline.db.connect`, with the default engine's
+settings (UTC, insertion order kept, no Python replacement scans): the same statements, in
+the same DuckDB, decide the same way on every shard. The functions here have no side effects
+but the optional `FailOnce` test hook, so Spark may run a shard again (a retry, a lost
+executor) and get the same answer.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+SHARD = "shard"
+DATASET = "dataset"
+
+
+def shard_of(column: str, shards: int) -> str:
+    """Spark SQL for a row's shard: `pmod(hash(column), shards)`.
+
+    Spark's `hash` is Murmur3 with seed 42, the same function `repartition(n, column)` uses,
+    so the shard of a value is the same on every run, machine and cluster (a null key hashes
+    to one fixed shard).
+    """
+    return f"pmod(hash(`{column}`), {int(shards)})"
+
+
+def pack(frames: Mapping[str, object], keys: Mapping[str, str], shards: int):
+    """One DataFrame of every dataset in `frames`, each row tagged with its shard by `keys[name]`."""
+    from pyspark.sql import functions as F
+
+    packed = None
+    for name, frame in frames.items():
+        part = frame.select(
+            F.expr(shard_of(keys[name], shards)).alias(SHARD),
+            F.lit(name).alias(DATASET),
+            F.struct(*[F.col(f"`{c}`") for c in frame.columns]).alias(name),
+        )
+        packed = part if packed is None else packed.unionByName(part, allowMissingColumns=True)
+    return packed
+
+
+def unpack(table: pa.Table, names: Sequence[str]) -> dict[str, pa.Table]:
+    """Each dataset of a packed shard as its own table (empty, with its columns, when absent)."""
+    found = {}
+    for name in names:
+        rows = table.filter(pc.equal(table.column(DATASET), name)).column(name)
+        found[name] = pa.Table.from_struct_array(rows.combine_chunks())
+    return found
+
+
+@dataclass(frozen=True)
+class FailOnce:
+    """Test hook: shard `shard` fails on its first attempt, by raising or by killing its worker.
+
+    `marker` is a path every executor sees (a local session's file system): made when the
+    shard fails, so the retry passes. `kill` ends the Python worker with SIGKILL, as a lost
+    executor would; otherwise the shard raises.
+    """
+
+    shard: int
+    marker: str
+    kill: bool = False
+
+    def reach(self, shard: int) -> None:
+        if shard != self.shard or os.path.exists(self.marker):
+            return
+        with open(self.marker, "w", encoding="utf-8") as handle:
+            handle.write(f"shard {shard} failed once in pid {os.getpid()}\n")
+        if self.kill:
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise RuntimeError(f"shard {shard}: failing once on purpose (FailOnce)")
+
+
+def duckdb_shard(
+    sql: str,
+    schema,
+    datasets: Sequence[str],
+    *,
+    params: Mapping[str, object] | None = None,
+    threads: int = 1,
+    memory_limit: str | None = None,
+    fail_once: FailOnce | None = None,
+) -> Callable[[tuple, pa.Table], pa.Table]:
+    """A function for `groupBy("shard").applyInArrow(f, schema)`: `sql` over the shard's datasets.
+
+    The datasets are registered under their names; `sql` may read `$shard` besides `params`.
+    Its result is returned as Arrow of `schema` (a Spark StructType), columns by name.
+    `threads` is DuckDB's per shard: Spark already runs one task per core.
+    """
+    target = arrow_schema(schema)
+    names = tuple(datasets)
+    bound = dict(params or {})
+
+    def run(key: tuple, table: pa.Table) -> pa.Table:
+        from pipeline import db
+
+        shard = key[0].as_py()
+        if fail_once is not None:
+            fail_once.reach(shard)
+        con = db.connect(threads=threads, memory_limit=memory_limit)
+        try:
+            for name, rows in unpack(table, names).items():
+                con.register(name, rows)
+            used = {k: v for k, v in {**bound, "shard": shard}.items() if f"${k}" in sql}
+            result = con.sql(sql, params=used or None).to_arrow_table()
+        finally:
+            con.close()
+        return result.select(target.names).cast(target)
+
+    return run
+
+
+def arrow_schema(schema) -> pa.Schema:
+    """The Arrow schema Spark expects back for a StructType (session time zone UTC)."""
+    return pa.schema([pa.field(f.name, arrow_type(f.dataType), f.nullable) for f in schema.fields])
+
+
+def arrow_type(kind) -> pa.DataType:
+    """The Arrow type of a Spark type, as Spark's Arrow exchange has it (UTC instants)."""
+    from pyspark.sql import types as T
+
+    simple = {
+        T.StringType: pa.string(), T.LongType: pa.int64(), T.IntegerType: pa.int32(),
+        T.ShortType: pa.int16(), T.ByteType: pa.int8(), T.DoubleType: pa.float64(),
+        T.FloatType: pa.float32(), T.BooleanType: pa.bool_(), T.DateType: pa.date32(),
+        T.BinaryType: pa.binary(), T.NullType: pa.null(),
+        # An instant (DuckDB TIMESTAMPTZ) and a wall time (DuckDB TIMESTAMP) stay apart.
+        T.TimestampType: pa.timestamp("us", tz="UTC"), T.TimestampNTZType: pa.timestamp("us"),
+    }
+    for spark_type, arrow in simple.items():
+        if isinstance(kind, spark_type):
+            return arrow
+    if isinstance(kind, T.DecimalType):
+        return pa.decimal128(kind.precision, kind.scale)
+    if isinstance(kind, T.ArrayType):
+        return pa.list_(pa.field("element", arrow_type(kind.elementType), kind.containsNull))
+    if isinstance(kind, T.StructType):
+        return pa.struct([pa.field(f.name, arrow_type(f.dataType), f.nullable) for f in kind.fields])
+    if isinstance(kind, T.MapType):
+        return pa.map_(arrow_type(kind.keyType), arrow_type(kind.valueType))
+    raise TypeError(f"no Arrow type for Spark type {kind.simpleString()}")
