@@ -368,14 +368,15 @@ def _duplicate_rejects(context: RunContext, dataset: Dataset, typed: str, reject
         context.con.execute(
             f"""
             INSERT INTO {rejects}
-            WITH candidates AS (
+            WITH repeated AS (
+                -- A cheap hash aggregate of the key alone first: only keys that repeat are
+                -- looked at again (a repeat may still be a rejected row: ranked below).
+                SELECT {column} AS k FROM {typed} WHERE {column} IS NOT NULL GROUP BY ALL HAVING count(*) > 1
+            ), candidates AS (
                 SELECT source_file, source_row, {column} AS k
                 FROM {typed} t
-                WHERE {column} IS NOT NULL AND NOT EXISTS (
+                WHERE {column} IN (SELECT k FROM repeated) AND NOT EXISTS (
                     SELECT 1 FROM {rejects} r WHERE r.source_file = t.source_file AND r.source_row = t.source_row)
-            ), repeated AS (
-                -- A cheap hash aggregate first: only keys that repeat are ranked.
-                SELECT k FROM candidates GROUP BY k HAVING count(*) > 1
             )
             SELECT ?, source_file, source_row, ?, 'unique', CAST(k AS VARCHAR), 'duplicate_key',
                    'duplicate ' || ? || ' ' || CAST(k AS VARCHAR) || '; first at ' || first_file || ' row ' || first_row
@@ -384,7 +385,7 @@ def _duplicate_rejects(context: RunContext, dataset: Dataset, typed: str, reject
                        first_value(source_file) OVER w AS first_file,
                        first_value(source_row) OVER w AS first_row,
                        row_number() OVER w AS n
-                FROM candidates SEMI JOIN repeated USING (k)
+                FROM candidates
                 WINDOW w AS (PARTITION BY k ORDER BY source_file, source_row)
             )
             WHERE n > 1
