@@ -94,14 +94,17 @@ def _create_views(con: duckdb.DuckDBPyConnection, run_dir: Path, listed: set[str
 def summary_sql(views: set[str]) -> str:
     """The summary view's SELECT: the blocks of summary.sql whose view exists, plus inputs."""
     blocks = []
-    for name in DATASETS:
-        if name in views:
-            blocks.append(f"SELECT 'inputs', {db.literal(name + '_accepted')}, count(*) FROM {db.quote(name)}")
-            if "rejects" in views:
-                blocks.append(
-                    f"SELECT 'inputs', {db.literal(name + '_rejected')}, count(DISTINCT (source_file, source_row)) "
-                    f"FROM rejects WHERE dataset = {db.literal(name)}"
-                )
+    present = [name for name in DATASETS if name in views]
+    for name in present:
+        blocks.append(f"SELECT 'inputs', {db.literal(name + '_accepted')}, count(*) FROM {db.quote(name)}")
+    if present and "rejects" in views:
+        # Every dataset's rejected rows in one read of the rejects, 0 for a dataset with none.
+        names = ", ".join(f"({db.literal(name)})" for name in present)
+        blocks.append(
+            "SELECT 'inputs', d.name || '_rejected', "
+            "count(DISTINCT CASE WHEN r.dataset IS NOT NULL THEN (r.source_file, r.source_row) END) "
+            f"FROM (VALUES {names}) AS d(name) LEFT JOIN rejects r ON r.dataset = d.name GROUP BY d.name"
+        )
     for needs, block in db.sql_parts("summary").items():
         if needs in views:
             blocks.append(block)

@@ -2,37 +2,49 @@
 -- Blocks are separated by a `-- part: <view>` line; warehouse.build keeps a block only when
 -- the view it reads exists in this run (a validate-only run has no plan, say).
 -- The per-dataset input counts are added by warehouse.build, one pair per dataset.
+-- Each block reads its view once: every figure is an aggregate of the same scan, turned
+-- into rows by UNPIVOT (the payloads are a gigabyte of JSON lines at 10M profiles).
 
 -- part: rejects
-SELECT 'inputs' AS area, 'rows_rejected' AS metric,
-       count(DISTINCT (dataset, source_file, source_row)) AS value FROM rejects
-UNION ALL SELECT 'inputs', 'reject_faults', count(*) FROM rejects
+SELECT 'inputs' AS area, metric, value FROM (
+    SELECT count(DISTINCT (dataset, source_file, source_row)) AS rows_rejected, count(*) AS reject_faults
+    FROM rejects
+) UNPIVOT (value FOR metric IN (rows_rejected, reject_faults))
 
 -- part: plan
-SELECT 'issuance', 'campaigns', count(DISTINCT campaign_id) FROM plan
-UNION ALL SELECT 'issuance', 'profiles_considered', count(*) FROM plan
-UNION ALL SELECT 'issuance', 'benefits_issued', count(*) FILTER (WHERE decision = 'issue') FROM plan
-UNION ALL SELECT 'issuance', 'skipped', count(*) FILTER (WHERE decision = 'skip') FROM plan
+SELECT 'issuance', metric, value FROM (
+    SELECT count(DISTINCT campaign_id)                     AS campaigns,
+           count(*)                                        AS profiles_considered,
+           count(*) FILTER (WHERE decision = 'issue')      AS benefits_issued,
+           count(*) FILTER (WHERE decision = 'skip')       AS skipped
+    FROM plan
+) UNPIVOT (value FOR metric IN (campaigns, profiles_considered, benefits_issued, skipped))
 
 -- part: ledger
-SELECT 'reconciliation', 'benefits', count(*) FROM ledger
-UNION ALL SELECT 'reconciliation', 'benefits_over_redeemed', count(*) FILTER (WHERE status = 'over_redeemed') FROM ledger
+SELECT 'reconciliation', metric, value FROM (
+    SELECT count(*) AS benefits, count(*) FILTER (WHERE status = 'over_redeemed') AS benefits_over_redeemed
+    FROM ledger
+) UNPIVOT (value FOR metric IN (benefits, benefits_over_redeemed))
 
 -- part: matches
-SELECT 'reconciliation', 'pos_usages', count(transaction_external_id) FROM matches
-UNION ALL SELECT 'reconciliation', 'omneo_redemption_items', count(redemption_item_id) FROM matches
-UNION ALL SELECT 'reconciliation', 'paired', count(*) FILTER (WHERE match = 'paired') FROM matches
+SELECT 'reconciliation', metric, value FROM (
+    SELECT count(transaction_external_id)               AS pos_usages,
+           count(redemption_item_id)                    AS omneo_redemption_items,
+           count(*) FILTER (WHERE match = 'paired')     AS paired
+    FROM matches
+) UNPIVOT (value FOR metric IN (pos_usages, omneo_redemption_items, paired))
 
 -- part: exceptions
-SELECT 'reconciliation', 'exceptions', count(*) FROM exceptions
-UNION ALL SELECT 'reconciliation', 'exceptions_error', count(*) FILTER (WHERE severity = 'error') FROM exceptions
-UNION ALL SELECT 'reconciliation', 'exceptions_warning', count(*) FILTER (WHERE severity = 'warning') FROM exceptions
-UNION ALL SELECT 'reconciliation', 'manual_review', count(*) FILTER (WHERE action = 'manual_review') FROM exceptions
+SELECT 'reconciliation', metric, value FROM (
+    SELECT count(*)                                         AS exceptions,
+           count(*) FILTER (WHERE severity = 'error')       AS exceptions_error,
+           count(*) FILTER (WHERE severity = 'warning')     AS exceptions_warning,
+           count(*) FILTER (WHERE action = 'manual_review') AS manual_review
+    FROM exceptions
+) UNPIVOT (value FOR metric IN (exceptions, exceptions_error, exceptions_warning, manual_review))
 
 -- part: payloads
-SELECT 'payloads', kind || '_calls', count(*) FROM payloads GROUP BY kind
-UNION ALL SELECT 'payloads', 'calls', count(*) FROM payloads
+SELECT 'payloads', coalesce(kind || '_calls', 'calls'), count(*) FROM payloads GROUP BY ROLLUP (kind)
 
 -- part: push_results
-SELECT 'push', 'calls_' || state, count(*) FROM push_results GROUP BY state
-UNION ALL SELECT 'push', 'calls', count(*) FROM push_results
+SELECT 'push', coalesce('calls_' || state, 'calls'), count(*) FROM push_results GROUP BY ROLLUP (state)
