@@ -87,11 +87,10 @@ class Output:
 
     path: str
     digest: Future[str]
-    rows: int | None | Future[int]  # a future while a second connection writes the file
+    rows: int | None
 
     def record(self) -> dict:
-        rows = self.rows.result() if isinstance(self.rows, Future) else self.rows
-        return {"path": self.path, "sha256": self.digest.result(), "rows": rows}
+        return {"path": self.path, "sha256": self.digest.result(), "rows": self.rows}
 
 
 @dataclass
@@ -129,8 +128,6 @@ class RunContext:
     folder: RunFolder | None = None
     _con: duckdb.DuckDBPyConnection | None = None
     _hasher: ThreadPoolExecutor | None = None
-    _writer: ThreadPoolExecutor | None = None
-    _writing: Future[int] | None = None
 
     def __post_init__(self) -> None:
         zone(self.naive_timezone, "--naive-timezone")
@@ -185,9 +182,6 @@ class RunContext:
 
     def close_connection(self) -> None:
         """Close DuckDB (its memory goes back) and wait for the digests still being computed."""
-        if self._writer is not None:
-            self._writer.shutdown(wait=True)
-            self._writer = None
         if self._con is not None:
             self._con.close()
             self._con = None
@@ -213,60 +207,12 @@ class RunContext:
         rows = db.scalar(self.con, f"COPY ({select}) TO {db.literal(self.staged_path(relative))} ({PARQUET})", params)
         return self.stage_output(relative, rows)
 
-    def copy_behind(self, statement: str, relative: str, then: Iterable[str] = ()) -> Future[int]:
-        """Run `COPY (statement) TO` the staged `relative` on a second connection; return its row count, to come.
-
-        DuckDB writes a Parquet file on about one core whatever its threads: this connection
-        goes on with the next query on the other. The statements `then` run on the second
-        connection after the copy (drop the table it read, say). One copy runs at a time: a
-        second waits for the first, so at most one table waits for its copy in memory. A
-        failed copy raises here, at the next copy, or where the stage lists its outputs.
-        `then` runs as one transaction.
-        """
-        self.wait_for_copies()
-        if self._writer is None:
-            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="copy")
-        cursor = db.cursor(self.con)
-        copy = f"COPY ({statement}) TO {db.literal(self.staged_path(relative))} ({PARQUET})"
-
-        def write() -> int:
-            try:
-                rows = db.scalar(cursor, copy)
-                if then:
-                    # One transaction: the other connection sees the table or what replaces
-                    # it, never a moment with neither.
-                    cursor.execute("BEGIN TRANSACTION")
-                    for then_statement in then:
-                        cursor.execute(then_statement)
-                    cursor.execute("COMMIT")
-                return rows
-            finally:
-                cursor.close()
-
-        self._writing = self._writer.submit(write)
-        return self._writing
-
-    def wait_for_copies(self) -> None:
-        """Wait for the copy under way, if any; raise its error."""
-        if self._writing is not None:
-            writing, self._writing = self._writing, None
-            writing.result()
-
-    def stage_output(self, relative: str, rows: int | None | Future[int]) -> Output:
-        """Count a file written at `staged_path(relative)` as an output of the stage under way.
-
-        `rows` is a future while `copy_behind` writes the file: its digest waits for it.
-        """
+    def stage_output(self, relative: str, rows: int | None) -> Output:
+        """Count a file written at `staged_path(relative)` as an output of the stage under way."""
         if self._hasher is None:
             self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
         staged = self.staged_path(relative)
-        if isinstance(rows, Future):
-            def digest(written: Future[int] = rows) -> str:
-                written.result()
-                return sha256_of(staged, sync=True)
-            output = Output(relative, self._hasher.submit(digest), rows)
-        else:
-            output = Output(relative, self._hasher.submit(sha256_of, staged, sync=True), rows)
+        output = Output(relative, self._hasher.submit(sha256_of, staged, sync=True), rows)
         self.staged[relative] = output
         return output
 

@@ -42,7 +42,10 @@ def connect(
 ) -> duckdb.DuckDBPyConnection:
     """Open a DuckDB connection with the project's settings applied."""
     con = duckdb.connect(str(database), read_only=read_only)
-    _session(con)
+    # Timestamps are stored and compared in UTC; local times are computed explicitly.
+    con.execute("SET TimeZone = 'UTC'")
+    # Python variables must never be picked up as tables by a name in SQL text.
+    con.execute("SET python_enable_replacements = false")
     con.execute("SET memory_limit = ?", [memory_limit or default_memory_limit()])
     con.execute("SET threads = ?", [threads or os.cpu_count() or 1])
     if temp_directory is not None:
@@ -59,25 +62,6 @@ def connect(
     # DuckDB's own bar would print over them, and into the json lines, on any query > 2 s.
     con.execute("SET enable_progress_bar = false")
     return con
-
-
-def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    """A second connection to `con`'s database, for another thread, with the same session settings.
-
-    The database's settings (memory, threads, insertion order) are shared; the session's
-    are not, and are set again here.
-    """
-    other = con.cursor()
-    _session(other)
-    return other
-
-
-def _session(con: duckdb.DuckDBPyConnection) -> None:
-    # Timestamps are stored and compared in UTC; local times are computed explicitly.
-    con.execute("SET TimeZone = 'UTC'")
-    # Python variables must never be picked up as tables by a name in SQL text.
-    con.execute("SET python_enable_replacements = false")
-    con.execute("SET enable_progress_bar = false")
 
 
 def sql_text(name: str) -> str:

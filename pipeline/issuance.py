@@ -173,9 +173,7 @@ def run(context: RunContext, options: Options, prepared: Prepared) -> IssueResul
 
         step("plan.parquet")
         # `plan` is in plan order already (campaign, then profile): a scan keeps that order.
-        # Written beside the payloads, which only read it too.
-        context.stage_output("issuance/plan.parquet",
-                             context.copy_behind(f"SELECT {PLAN_COLUMNS} FROM plan", "issuance/plan.parquet"))
+        context.copy_parquet(f"SELECT {PLAN_COLUMNS} FROM plan", "issuance/plan.parquet")
         step("payloads")
         result.payload_files = payloads.write_benefits(
             context, batch_size=options.batch_size, lines_per_file=options.lines_per_file, single=options.single

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import time
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import polars as pl
 
 from pipeline import db, failpoints, prechecks
 from pipeline.coerce import typed_select
-from pipeline.context import RunContext
+from pipeline.context import PARQUET, RunContext
 from pipeline.errors import InputError, RejectRatioExceeded
 from pipeline.readers import LoadedFile, Loader, SourceFile, discover, require
 from schemas import DATASETS, Dataset
@@ -47,7 +46,7 @@ class ValidateResult:
     """What the validate stage read and decided, per file and per dataset."""
 
     files: list[FileCounts] = field(default_factory=list)
-    staged: dict[str, Future[int]] = field(default_factory=dict)  # dataset -> accepted rows in its staged file, to come
+    staged: dict[str, int] = field(default_factory=dict)  # dataset -> accepted rows in its staged file
     seconds: float = 0.0
 
     def totals(self) -> dict[str, dict[str, int]]:
@@ -416,26 +415,23 @@ def _validated(name: str) -> str:
     return f"validated/{name}.parquet"
 
 
-def _stage(context: RunContext, name: str) -> Future[int]:
+def _stage(context: RunContext, name: str) -> int:
     """Write the accepted rows to their staged Parquet file and read them from there on.
 
     The file is committed into validated/ only when the run may write (after the campaign
     checks), so a stopped run leaves nothing behind; meanwhile the table's memory is free for
     the next dataset (at 10M profiles, gigabytes), and later stages read only the columns
-    they use. The copy runs beside the next dataset's checks (`copy_behind`), which read the
-    table until the view over the file replaces it.
+    they use.
     """
     staged = context.staged_path(_validated(name))
-    return context.copy_behind(f"SELECT * FROM {name}", _validated(name),
-                               then=(f"DROP TABLE {name}", _view_over(name, staged)))
+    rows = db.scalar(context.con, f"COPY {name} TO {db.literal(staged)} ({PARQUET})")
+    context.con.execute(f"DROP TABLE {name}")
+    _read_from(context, name, staged)
+    return rows
 
 
 def _read_from(context: RunContext, name: str, path: Path) -> None:
-    context.con.execute(_view_over(name, path))
-
-
-def _view_over(name: str, path: Path) -> str:
-    return f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({db.path_literal(path.resolve())})"
+    context.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({db.path_literal(path.resolve())})")
 
 
 def _stage_outputs(context: RunContext, result: ValidateResult) -> None:
