@@ -57,11 +57,12 @@ def run(context: RunContext, options: Options) -> ReconcileResult:
     with context.progress.stage("reconcile", 5) as step:
         step("resolving usages")
         con.execute("CREATE OR REPLACE TABLE recon_items AS " + db.sql_text("recon_items"))
+        # The ledger needs only the items; every later statement reads the benefits from it.
+        con.execute("CREATE OR REPLACE TABLE recon_ledger AS " + db.sql_text("ledger"), {"as_of": context.as_of})
         con.execute("CREATE OR REPLACE TABLE recon_usages AS " + db.sql_text("recon_usages"))
         step("matching")
         _match(context, window)
         step("ledger and exceptions")
-        con.execute("CREATE OR REPLACE TABLE recon_ledger AS " + db.sql_text("ledger"), {"as_of": context.as_of})
         _claim_eligible(context)
         # exception_id names the finding by business ids (never by file row), so a reordered
         # export yields the same ids and so the same idempotency keys; a count tells apart
@@ -89,7 +90,7 @@ def run(context: RunContext, options: Options) -> ReconcileResult:
 
         step("writing outputs")
         context.copy_parquet(
-            """SELECT l.*, coalesce(f.findings, 0) AS findings FROM recon_ledger l
+            """SELECT l.* EXCLUDE (timezone), coalesce(f.findings, 0) AS findings FROM recon_ledger l
                LEFT JOIN (SELECT benefit_id, count(*) AS findings FROM recon_exceptions GROUP BY ALL) f
                USING (benefit_id) ORDER BY l.benefit_id""",
             "reconciliation/ledger.parquet",

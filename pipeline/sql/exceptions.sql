@@ -4,13 +4,12 @@
 -- $as_of, $grace_seconds, $window_seconds.
 WITH usage_facts AS (
     SELECT u.*,
-           b.profile_id                                     AS benefit_profile_id,
-           b.benefit_definition_id                          AS definition_id,
-           b.issued_at, b.expires_at,
+           l.profile_id                                     AS benefit_profile_id,
+           l.definition_id,
+           l.issued_at, l.expires_at,
            l.computed_remaining,
            p.redemption_id                                  AS paired_redemption_id
     FROM recon_usages u
-    LEFT JOIN benefits b ON b.id = u.benefit_id
     LEFT JOIN recon_ledger l ON l.benefit_id = u.benefit_id
     LEFT JOIN recon_pairs p USING (usage_source_file, usage_source_row)
 ), missing AS (
@@ -22,15 +21,15 @@ WITH usage_facts AS (
     WHERE pos_status = 'completed' AND paired_redemption_id IS NULL
 ), item_facts AS (
     SELECT i.*,
-           b.id IS NOT NULL                                 AS known_benefit,
+           b.benefit_id IS NOT NULL                         AS known_benefit,
            b.profile_id                                     AS benefit_profile_id,
-           b.benefit_definition_id                          AS definition_id,
+           b.definition_id,
            b.issued_at, b.expires_at,
            p.usage_source_file, p.usage_source_row,
            u.pos_status, u.transaction_external_id,
            i.count - i.returned                             AS still_redeemed
     FROM recon_items i
-    LEFT JOIN benefits b ON b.id = i.benefit_id
+    LEFT JOIN recon_ledger b ON b.benefit_id = i.benefit_id
     LEFT JOIN recon_pairs p USING (redemption_id, item_position)
     LEFT JOIN recon_usages u USING (usage_source_file, usage_source_row)
 ), duplicates AS (
@@ -104,7 +103,7 @@ SELECT 'unknown_benefit', 'warning', 'manual_review', usage_profile_id, named_be
        usage_source_file, usage_source_row, NULL, NULL, redeem_code
 FROM usage_facts
 WHERE pos_status = 'completed' AND benefit_id IS NULL AND named_benefit_id IS NOT NULL
-  AND named_benefit_id NOT IN (SELECT id FROM benefits)
+  AND named_benefit_id NOT IN (SELECT benefit_id FROM recon_ledger)
 
 UNION ALL
 SELECT 'unknown_redeem_code', 'warning', 'manual_review', usage_profile_id, NULL, NULL, NULL, NULL,

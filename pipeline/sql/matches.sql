@@ -11,7 +11,7 @@ SELECT CASE WHEN u.usage_source_file IS NULL THEN 'item_only'
             WHEN i.redemption_id IS NULL THEN 'usage_only'
             ELSE 'paired' END                                         AS match,
        coalesce(u.benefit_id, i.benefit_id)                           AS benefit_id,
-       b.benefit_definition_id                                        AS definition_id,
+       b.definition_id,
        coalesce(b.profile_id, u.usage_profile_id, i.redemption_profile_id) AS profile_id,
        u.usage_source_file,
        u.usage_source_row,
@@ -26,6 +26,6 @@ SELECT CASE WHEN u.usage_source_file IS NULL THEN 'item_only'
        abs(epoch(u.transacted_at) - epoch(i.redeemed_at))             AS seconds_apart
 FROM usages u
 FULL OUTER JOIN items i ON i.redemption_id = u.pair_redemption_id AND i.item_position = u.pair_item_position
-LEFT JOIN benefits b ON b.id = coalesce(u.benefit_id, i.benefit_id)
+LEFT JOIN recon_ledger b ON b.benefit_id = coalesce(u.benefit_id, i.benefit_id)
 ORDER BY benefit_id NULLS LAST, coalesce(u.transacted_at, i.redeemed_at), u.usage_source_file, u.usage_source_row,
          i.redemption_id, i.item_position

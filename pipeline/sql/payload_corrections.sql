@@ -6,7 +6,7 @@ WITH usage_zone AS (
            u.location_external_id, u.total,
            coalesce(b.timezone, p.timezone, $default_timezone) AS tz
     FROM recon_usages u
-    LEFT JOIN benefits b ON b.id = u.benefit_id
+    LEFT JOIN recon_ledger b ON b.benefit_id = u.benefit_id
     LEFT JOIN profiles p ON p.id = u.usage_profile_id
 )
 SELECT 'redemptions' AS kind, e.exception_id,
