@@ -63,6 +63,16 @@ def run(context: RunContext, options: Options) -> ReconcileResult:
         step("matching")
         _match(context, window)
         step("ledger and exceptions")
+        con.execute("CREATE OR REPLACE TEMP TABLE recon_usage_facts AS " + db.sql_text("recon_usage_facts"))
+        con.execute("CREATE OR REPLACE TEMP TABLE recon_item_facts AS " + db.sql_text("recon_item_facts"))
+        # The profiles a finding can need (a claim's holder, a call's time zone): those of the
+        # completed, unpaired usages. One read of profiles, a few rows kept.
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE recon_profiles AS
+               SELECT id, timezone FROM profiles
+               WHERE id IN (SELECT usage_profile_id FROM recon_usage_facts
+                            WHERE pos_status = 'completed' AND paired_redemption_id IS NULL)"""
+        )
         _claim_eligible(context)
         # exception_id names the finding by business ids (never by file row), so a reordered
         # export yields the same ids and so the same idempotency keys; a count tells apart
@@ -95,6 +105,9 @@ def run(context: RunContext, options: Options) -> ReconcileResult:
                USING (benefit_id) ORDER BY l.benefit_id""",
             "reconciliation/ledger.parquet",
         )
+        # Written from a table, not straight from the query: DuckDB marks a Parquet column
+        # REQUIRED when the table's statistics show it holds no NULL, and matches.parquet's
+        # bytes (its schema) must not depend on how the rows were computed.
         con.execute("CREATE OR REPLACE TABLE recon_matches AS " + db.sql_text("matches"))
         context.copy_parquet("SELECT * FROM recon_matches", "reconciliation/matches.parquet")
         context.copy_parquet(f"SELECT {EXCEPTION_COLUMNS} FROM recon_exceptions", "reconciliation/exceptions.parquet")
@@ -153,7 +166,7 @@ def _claim_eligible(context: RunContext) -> None:
           AND coalesce(d.is_claimable, false) AND coalesce(d.is_published, true) AND NOT coalesce(d.is_archived, false)
           AND (d.claim_period_start_at IS NULL OR d.claim_period_start_at <= u.transacted_at)
           AND (d.claim_period_end_at IS NULL OR u.transacted_at <= d.claim_period_end_at)
-          AND u.usage_profile_id IN (SELECT id FROM profiles)
+          AND u.usage_profile_id IN (SELECT id FROM recon_profiles)
         """
     )
     con.execute("CREATE OR REPLACE TABLE claim_eligible (usage_source_file VARCHAR, usage_source_row BIGINT)")

@@ -1,42 +1,20 @@
 -- One row per reconciliation finding: each category is a SELECT of the rows that show it
 -- (contract §5, docs/reconciliation.md). Columns starting with `_` feed the corrective
 -- payloads and are not written to exceptions.parquet.
+-- Reads recon_usage_facts and recon_item_facts (usages and items with their benefit and pairing).
 -- $as_of, $grace_seconds, $window_seconds.
-WITH usage_facts AS (
-    SELECT u.*,
-           l.profile_id                                     AS benefit_profile_id,
-           l.definition_id,
-           l.issued_at, l.expires_at,
-           l.computed_remaining,
-           p.redemption_id                                  AS paired_redemption_id
-    FROM recon_usages u
-    LEFT JOIN recon_ledger l ON l.benefit_id = u.benefit_id
-    LEFT JOIN recon_pairs p USING (usage_source_file, usage_source_row)
-), missing AS (
+WITH missing AS (
     -- Completed sales with no Omneo redemption; in time order they compete for the uses
     -- left on their benefit (only so many can be redeemed retroactively).
     SELECT *, row_number() OVER (PARTITION BY benefit_id
                                  ORDER BY transacted_at, usage_source_file, usage_source_row) AS missing_rank
-    FROM usage_facts
+    FROM recon_usage_facts
     WHERE pos_status = 'completed' AND paired_redemption_id IS NULL
-), item_facts AS (
-    SELECT i.*,
-           b.benefit_id IS NOT NULL                         AS known_benefit,
-           b.profile_id                                     AS benefit_profile_id,
-           b.definition_id,
-           b.issued_at, b.expires_at,
-           p.usage_source_file, p.usage_source_row,
-           u.pos_status, u.transaction_external_id,
-           i.count - i.returned                             AS still_redeemed
-    FROM recon_items i
-    LEFT JOIN recon_ledger b ON b.benefit_id = i.benefit_id
-    LEFT JOIN recon_pairs p USING (redemption_id, item_position)
-    LEFT JOIN recon_usages u USING (usage_source_file, usage_source_row)
 ), duplicates AS (
     -- Unpaired redeem items in the window of a paired usage of the same benefit.
     SELECT DISTINCT i.redemption_id, i.item_position
-    FROM item_facts i
-    JOIN usage_facts u ON u.benefit_id = i.benefit_id AND u.paired_redemption_id IS NOT NULL
+    FROM recon_item_facts i
+    JOIN recon_usage_facts u ON u.benefit_id = i.benefit_id AND u.paired_redemption_id IS NOT NULL
     WHERE i.kind = 'redeem' AND i.usage_source_file IS NULL AND i.known_benefit
       AND abs(epoch(u.transacted_at) - epoch(i.redeemed_at)) <= $window_seconds
 )
@@ -67,7 +45,7 @@ SELECT 'missing_in_pos', 'error', 'return', coalesce(benefit_profile_id, redempt
        redemption_id, redemption_item_id, NULL,
        'Omneo redemption ' || redemption_id || ' of benefit ' || benefit_id || ' has no POS sale',
        NULL, NULL, item_position, still_redeemed, NULL
-FROM item_facts i
+FROM recon_item_facts i
 WHERE kind = 'redeem' AND known_benefit AND usage_source_file IS NULL AND still_redeemed > 0
   AND redeemed_at < $as_of - to_seconds($grace_seconds)
   AND (redemption_id, item_position) NOT IN (SELECT redemption_id, item_position FROM duplicates)
@@ -77,7 +55,7 @@ SELECT 'voided_in_pos', 'error', 'return', coalesce(benefit_profile_id, redempti
        redemption_id, redemption_item_id, transaction_external_id,
        'POS sale ' || transaction_external_id || ' was ' || pos_status || ' but Omneo redemption ' || redemption_id || ' stands',
        usage_source_file, usage_source_row, item_position, still_redeemed, NULL
-FROM item_facts
+FROM recon_item_facts
 WHERE kind = 'redeem' AND pos_status IN ('voided', 'refunded') AND still_redeemed > 0
 
 UNION ALL
@@ -85,7 +63,7 @@ SELECT 'duplicate_redemption', 'error', 'return', coalesce(benefit_profile_id, r
        redemption_id, redemption_item_id, NULL,
        'Omneo redemption ' || redemption_id || ' repeats a redemption of benefit ' || benefit_id || ' already matched to a POS sale',
        NULL, NULL, item_position, still_redeemed, NULL
-FROM item_facts
+FROM recon_item_facts
 WHERE (redemption_id, item_position) IN (SELECT redemption_id, item_position FROM duplicates) AND still_redeemed > 0
 
 UNION ALL
@@ -93,7 +71,7 @@ SELECT 'unknown_benefit', 'warning', 'manual_review', redemption_profile_id, ben
        redemption_id, redemption_item_id, NULL,
        'redemption ' || redemption_id || ' names benefit ' || benefit_id || ', which is not in the benefits export',
        NULL, NULL, item_position, NULL, NULL
-FROM item_facts
+FROM recon_item_facts
 WHERE NOT known_benefit
 
 UNION ALL
@@ -101,7 +79,7 @@ SELECT 'unknown_benefit', 'warning', 'manual_review', usage_profile_id, named_be
        named_redemption_id, NULL, transaction_external_id,
        'POS sale names benefit ' || named_benefit_id || ', which is not in the benefits export',
        usage_source_file, usage_source_row, NULL, NULL, redeem_code
-FROM usage_facts
+FROM recon_usage_facts
 WHERE pos_status = 'completed' AND benefit_id IS NULL AND named_benefit_id IS NOT NULL
   AND named_benefit_id NOT IN (SELECT benefit_id FROM recon_ledger)
 
@@ -110,7 +88,7 @@ SELECT 'unknown_redeem_code', 'warning', 'manual_review', usage_profile_id, NULL
        transaction_external_id,
        'POS code ' || redeem_code || ' matches no benefit and no definition',
        usage_source_file, usage_source_row, NULL, NULL, redeem_code
-FROM usage_facts
+FROM recon_usage_facts
 WHERE pos_status = 'completed' AND benefit_id IS NULL AND named_benefit_id IS NULL
   AND named_redemption_id IS NULL AND code_definition_id IS NULL
 
@@ -120,7 +98,7 @@ SELECT 'profile_mismatch', 'warning', 'manual_review', benefit_profile_id, benef
        'redemption ' || redemption_id || ' is by profile ' || redemption_profile_id
            || ' but benefit ' || benefit_id || ' belongs to ' || benefit_profile_id,
        NULL, NULL, item_position, NULL, NULL
-FROM item_facts
+FROM recon_item_facts
 WHERE known_benefit AND redemption_profile_id <> benefit_profile_id
 
 UNION ALL
@@ -129,7 +107,7 @@ SELECT 'profile_mismatch', 'warning', 'manual_review', benefit_profile_id, benef
        'POS sale ' || transaction_external_id || ' is by profile ' || usage_profile_id
            || ' but benefit ' || benefit_id || ' belongs to ' || benefit_profile_id,
        usage_source_file, usage_source_row, NULL, NULL, redeem_code
-FROM usage_facts
+FROM recon_usage_facts
 WHERE benefit_id IS NOT NULL AND usage_profile_id <> benefit_profile_id
 
 UNION ALL
@@ -137,7 +115,7 @@ SELECT 'redeemed_before_issue', 'warning', 'manual_review', benefit_profile_id, 
        redemption_id, redemption_item_id, NULL,
        'redemption ' || redemption_id || ' at ' || redeemed_at || ' is before benefit ' || benefit_id || ' was issued at ' || issued_at,
        NULL, NULL, item_position, NULL, NULL
-FROM item_facts
+FROM recon_item_facts
 WHERE kind = 'redeem' AND known_benefit AND redeemed_at < issued_at
 
 UNION ALL
@@ -145,7 +123,7 @@ SELECT 'redeemed_after_expiry', 'warning', 'manual_review', benefit_profile_id, 
        redemption_id, redemption_item_id, NULL,
        'redemption ' || redemption_id || ' at ' || redeemed_at || ' is after benefit ' || benefit_id || ' expired at ' || expires_at,
        NULL, NULL, item_position, NULL, NULL
-FROM item_facts
+FROM recon_item_facts
 WHERE kind = 'redeem' AND known_benefit AND redeemed_at > expires_at
 
 UNION ALL
@@ -170,7 +148,7 @@ SELECT 'return_exceeds_redeemed', 'warning', 'manual_review', coalesce(benefit_p
        benefit_id, definition_id, redemption_id, redemption_item_id, NULL,
        'returns on redemption ' || redemption_id || ' exceed what it redeemed by ' || returns_left_over,
        NULL, NULL, item_position, NULL, NULL
-FROM item_facts
+FROM recon_item_facts
 WHERE returns_left_over > 0
 
 UNION ALL
