@@ -63,15 +63,22 @@ def run(context: RunContext, options: Options) -> ReconcileResult:
         step("matching")
         _match(context, window)
         step("ledger and exceptions")
-        con.execute("CREATE OR REPLACE TEMP TABLE recon_usage_facts AS " + db.sql_text("recon_usage_facts"))
-        con.execute("CREATE OR REPLACE TEMP TABLE recon_item_facts AS " + db.sql_text("recon_item_facts"))
+        con.execute("CREATE OR REPLACE TEMP TABLE recon_facts AS " + db.sql_text("recon_facts"))
+        # Items of returns and reversals are never paired, so not in recon_facts: a few rows.
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE recon_return_items AS
+               SELECT i.*, b.benefit_id IS NOT NULL AS known_benefit, b.profile_id AS benefit_profile_id,
+                      b.definition_id, b.issued_at, b.expires_at
+               FROM recon_items i LEFT JOIN recon_ledger b ON b.benefit_id = i.benefit_id
+               WHERE i.kind <> 'redeem'"""
+        )
         # The profiles a finding can need (a claim's holder, a call's time zone): those of the
         # completed, unpaired usages. One read of profiles, a few rows kept.
         con.execute(
             """CREATE OR REPLACE TEMP TABLE recon_profiles AS
                SELECT id, timezone FROM profiles
-               WHERE id IN (SELECT usage_profile_id FROM recon_usage_facts
-                            WHERE pos_status = 'completed' AND paired_redemption_id IS NULL)"""
+               WHERE id IN (SELECT usage_profile_id FROM recon_facts
+                            WHERE match = 'usage_only' AND pos_status = 'completed')"""
         )
         _claim_eligible(context)
         # exception_id names the finding by business ids (never by file row), so a reordered
@@ -105,11 +112,10 @@ def run(context: RunContext, options: Options) -> ReconcileResult:
                USING (benefit_id) ORDER BY l.benefit_id""",
             "reconciliation/ledger.parquet",
         )
-        # Written from a table, not straight from the query: DuckDB marks a Parquet column
-        # REQUIRED when the table's statistics show it holds no NULL, and matches.parquet's
-        # bytes (its schema) must not depend on how the rows were computed.
-        con.execute("CREATE OR REPLACE TABLE recon_matches AS " + db.sql_text("matches"))
-        context.copy_parquet("SELECT * FROM recon_matches", "reconciliation/matches.parquet")
+        # Written from a table (recon_facts), never straight from a join: DuckDB marks a
+        # Parquet column REQUIRED when the table's statistics show it holds no NULL, so the
+        # file's schema, and its bytes, would otherwise depend on how the rows were computed.
+        context.copy_parquet(db.sql_text("matches"), "reconciliation/matches.parquet")
         context.copy_parquet(f"SELECT {EXCEPTION_COLUMNS} FROM recon_exceptions", "reconciliation/exceptions.parquet")
         step("payloads")
         result = ReconcileResult(payload_files=_write_payloads(context, options.lines_per_file))
@@ -117,7 +123,7 @@ def run(context: RunContext, options: Options) -> ReconcileResult:
     counted = dict(((c, a), n) for c, a, n in db.rows(con, "SELECT category, action, count(*) FROM recon_exceptions GROUP BY ALL"))
     result.categories = {c: sum(n for (cat, _), n in counted.items() if cat == c) for c in CATEGORIES}
     result.actions = {a: sum(n for (_, act), n in counted.items() if act == a) for a in ACTIONS}
-    result.matches = dict(db.rows(con, "SELECT match, count(*) FROM recon_matches GROUP BY ALL ORDER BY ALL"))
+    result.matches = dict(db.rows(con, "SELECT match, count(*) FROM recon_facts GROUP BY ALL ORDER BY ALL"))
     result.seconds = round(time.perf_counter() - started, 3)
     failpoints.reach("reconcile_staged")
     record = {

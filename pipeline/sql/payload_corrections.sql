@@ -6,8 +6,9 @@ WITH usage_zone AS (
     -- Only the sales a call names (a few out of millions of usages).
     SELECT u.usage_source_file, u.usage_source_row, u.transacted_at, u.transaction_external_id,
            u.location_external_id, u.total,
-           coalesce(u.benefit_timezone, p.timezone, $default_timezone) AS tz
-    FROM recon_usage_facts u
+           coalesce(b.timezone, p.timezone, $default_timezone) AS tz
+    FROM recon_usages u
+    LEFT JOIN recon_ledger b ON b.benefit_id = u.benefit_id
     LEFT JOIN recon_profiles p ON p.id = u.usage_profile_id
     WHERE (u.usage_source_file, u.usage_source_row) IN (
         SELECT _usage_source_file, _usage_source_row FROM recon_exceptions WHERE action IN ('redemption', 'claim_redeem'))
