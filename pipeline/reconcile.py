@@ -212,12 +212,15 @@ def _write_payloads(context: RunContext, lines_per_file: int) -> list[str]:
     written = []
     for kind in PAYLOAD_KINDS:
         # Ordered by the finding's id; the key hashes kind and id, so reruns are identical.
+        # A table, not a view: each part file reads a slice, and a view would number and
+        # build every line again for each file (at --lines-per-file 7, 1453 files: 12 s).
         con.execute(
-            f"""CREATE OR REPLACE TEMP VIEW correction_lines AS
+            f"""CREATE OR REPLACE TEMP TABLE correction_lines AS
                 SELECT row_number() OVER (ORDER BY exception_id) AS line_no,
                        {payloads.envelope("path", "body")} AS line
                 FROM (SELECT *, kind || '-' || sha256(exception_id)[1:32] AS idempotency_key
                       FROM correction_calls WHERE kind = '{kind}')"""
         )
         written += payloads.write_lines(context, kind, "correction_lines", lines_per_file)
+    con.execute("DROP TABLE IF EXISTS correction_lines")
     return written
