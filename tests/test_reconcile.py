@@ -453,6 +453,27 @@ def test_profile_mismatch_on_redemption_and_on_usage(tmp_path):
            profile_id="p2", definition_id=94, transaction_external_id="T2")
 
 
+def test_return_and_reversal_items_are_checked_for_benefit_and_profile_but_never_paired(tmp_path):
+    # Reversal 9002 is by p2 of p1's benefit 1001; return 9003 names benefit 4242, not in the
+    # export. Neither is a redeem item: no pairing, no matches row, no grace-period finding;
+    # they still count against their benefit (1001: redeemed 2, returned 1).
+    export = Export(
+        benefits=[benefit(1001, "p1", 96, 4)],
+        redemptions=[redemption(9001, "p1", "2026-11-10T00:00:00Z", 1001, 2),
+                     redemption(9002, "p2", "2026-11-11T00:00:00Z", 1001, 1, type_="reversal"),
+                     redemption(9003, "p1", "2026-11-12T00:00:00Z", 4242, 1, type_="return")],
+        transactions=[usage("T1", "2026-11-10T00:00:00Z", "p1", benefit_id=1001)],
+    )
+    run = reconcile(tmp_path, export)
+    assert run.categories() == ["profile_mismatch", "unknown_benefit"]
+    expect(run.finding("profile_mismatch"), profile_id="p1", benefit_id=1001, definition_id=96, redemption_id=9002)
+    expect(run.finding("unknown_benefit"), profile_id="p1", benefit_id=4242, definition_id=None,
+           redemption_id=9003, redemption_item_id=None)
+    expect(run.ledger_row(1001), redeemed=2, returned=1, net_redeemed=1, computed_remaining=4)
+    assert run.matches.select("match", "redemption_id").rows() == [("paired", 9001)]
+    assert run.all_payloads() == {kind: [] for kind in KINDS}
+
+
 def test_redeemed_before_issue(tmp_path):
     # Issued 1 Nov 00:00 +11:00 = 31 Oct 13:00 UTC; redeemed (and sold) one second earlier.
     export = Export(

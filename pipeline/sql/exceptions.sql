@@ -2,17 +2,31 @@
 -- (contract §5, docs/reconciliation.md). Columns starting with `_` feed the corrective
 -- payloads and are not written to exceptions.parquet.
 -- $as_of, $grace_seconds, $window_seconds.
-WITH usage_facts AS (
-    SELECT u.*,
-           b.profile_id                                     AS benefit_profile_id,
-           b.benefit_definition_id                          AS definition_id,
-           b.issued_at, b.expires_at,
-           l.computed_remaining,
-           p.redemption_id                                  AS paired_redemption_id
-    FROM recon_usages u
-    LEFT JOIN benefits b ON b.id = u.benefit_id
-    LEFT JOIN recon_ledger l ON l.benefit_id = u.benefit_id
-    LEFT JOIN recon_pairs p USING (usage_source_file, usage_source_row)
+-- Usages and items with their benefit and pairing are recon_facts' rows (recon_facts.sql)
+-- plus the items of returns and reversals (recon_return_items), never paired. Not
+-- materialized: each finding below scans the table for its own few rows.
+WITH usage_facts AS NOT MATERIALIZED (
+    SELECT usage_source_file, usage_source_row, transaction_external_id, transacted_at, usage_profile_id, pos_status,
+           named_redemption_id, named_benefit_id, redeem_code, benefit_id, code_definition_id,
+           benefit_profile_id, definition_id, issued_at, expires_at, computed_remaining,
+           redemption_id                                    AS paired_redemption_id
+    FROM recon_facts
+    WHERE usage_source_file IS NOT NULL
+), item_facts AS NOT MATERIALIZED (
+    SELECT redemption_item_id, redemption_id, item_position, benefit_id, count, 'redeem' AS kind,
+           redemption_profile_id, redeemed_at, returned, returns_left_over,
+           known_benefit, benefit_profile_id, definition_id, issued_at, expires_at,
+           usage_source_file, usage_source_row, pos_status, transaction_external_id,
+           count - returned                                 AS still_redeemed
+    FROM recon_facts
+    WHERE redemption_id IS NOT NULL
+    UNION ALL
+    SELECT redemption_item_id, redemption_id, item_position, benefit_id, count, kind,
+           redemption_profile_id, redeemed_at, returned, returns_left_over,
+           known_benefit, benefit_profile_id, definition_id, issued_at, expires_at,
+           NULL, NULL, NULL, NULL,
+           count - returned
+    FROM recon_return_items
 ), missing AS (
     -- Completed sales with no Omneo redemption; in time order they compete for the uses
     -- left on their benefit (only so many can be redeemed retroactively).
@@ -20,19 +34,6 @@ WITH usage_facts AS (
                                  ORDER BY transacted_at, usage_source_file, usage_source_row) AS missing_rank
     FROM usage_facts
     WHERE pos_status = 'completed' AND paired_redemption_id IS NULL
-), item_facts AS (
-    SELECT i.*,
-           b.id IS NOT NULL                                 AS known_benefit,
-           b.profile_id                                     AS benefit_profile_id,
-           b.benefit_definition_id                          AS definition_id,
-           b.issued_at, b.expires_at,
-           p.usage_source_file, p.usage_source_row,
-           u.pos_status, u.transaction_external_id,
-           i.count - i.returned                             AS still_redeemed
-    FROM recon_items i
-    LEFT JOIN benefits b ON b.id = i.benefit_id
-    LEFT JOIN recon_pairs p USING (redemption_id, item_position)
-    LEFT JOIN recon_usages u USING (usage_source_file, usage_source_row)
 ), duplicates AS (
     -- Unpaired redeem items in the window of a paired usage of the same benefit.
     SELECT DISTINCT i.redemption_id, i.item_position
@@ -104,7 +105,7 @@ SELECT 'unknown_benefit', 'warning', 'manual_review', usage_profile_id, named_be
        usage_source_file, usage_source_row, NULL, NULL, redeem_code
 FROM usage_facts
 WHERE pos_status = 'completed' AND benefit_id IS NULL AND named_benefit_id IS NOT NULL
-  AND named_benefit_id NOT IN (SELECT id FROM benefits)
+  AND named_benefit_id NOT IN (SELECT benefit_id FROM recon_ledger)
 
 UNION ALL
 SELECT 'unknown_redeem_code', 'warning', 'manual_review', usage_profile_id, NULL, NULL, NULL, NULL,

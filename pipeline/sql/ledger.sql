@@ -1,5 +1,8 @@
 -- One row per benefit instance in the export: what Omneo says was redeemed and returned,
 -- and what should be left. computed_remaining is null when max_redemptions is (unlimited).
+-- Built right after recon_items, it also stands in for `benefits` in the later statements
+-- (one row per accepted benefit: every benefit names an accepted definition), so the
+-- benefits Parquet file is read once; `timezone` is for the payloads, not written.
 WITH per_benefit AS (
     SELECT benefit_id,
            coalesce(sum(count) FILTER (WHERE kind = 'redeem'), 0)                         AS redeemed,
@@ -17,7 +20,8 @@ WITH per_benefit AS (
            coalesce(p.redeemed, 0)                AS redeemed,
            coalesce(p.returned, 0)                AS returned,
            coalesce(p.redeemed, 0) - coalesce(p.returned, 0) AS net_redeemed,
-           b.redemptions_remaining                AS reported_remaining
+           b.redemptions_remaining                AS reported_remaining,
+           b.timezone
     FROM benefits b
     JOIN benefit_definitions d ON d.id = b.benefit_definition_id
     LEFT JOIN per_benefit p ON p.benefit_id = b.id
@@ -29,5 +33,6 @@ SELECT benefit_id, profile_id, definition_id, definition_handle, issued_at, expi
        CASE WHEN net_redeemed > max_redemptions THEN 'over_redeemed'
             WHEN net_redeemed = max_redemptions THEN 'fully_redeemed'
             WHEN expires_at < $as_of THEN 'expired'
-            ELSE 'active' END                      AS status
+            ELSE 'active' END                      AS status,
+       timezone
 FROM figures

@@ -1,31 +1,10 @@
 -- One row per POS benefit usage and per Omneo redeem item, paired or not: how each side of
 -- the reconciliation was matched. seconds_apart is null for an unpaired row.
-WITH usages AS (
-    SELECT u.*, p.redemption_id AS pair_redemption_id, p.item_position AS pair_item_position, p.paired_by
-    FROM recon_usages u
-    LEFT JOIN recon_pairs p USING (usage_source_file, usage_source_row)
-), items AS (
-    SELECT * FROM recon_items WHERE kind = 'redeem'
-)
-SELECT CASE WHEN u.usage_source_file IS NULL THEN 'item_only'
-            WHEN i.redemption_id IS NULL THEN 'usage_only'
-            ELSE 'paired' END                                         AS match,
-       coalesce(u.benefit_id, i.benefit_id)                           AS benefit_id,
-       b.benefit_definition_id                                        AS definition_id,
-       coalesce(b.profile_id, u.usage_profile_id, i.redemption_profile_id) AS profile_id,
-       u.usage_source_file,
-       u.usage_source_row,
-       u.transaction_external_id,
-       u.transacted_at,
-       u.pos_status,
-       u.resolved_by,
-       u.paired_by,
-       i.redemption_id,
-       i.redemption_item_id,
-       i.redeemed_at,
-       abs(epoch(u.transacted_at) - epoch(i.redeemed_at))             AS seconds_apart
-FROM usages u
-FULL OUTER JOIN items i ON i.redemption_id = u.pair_redemption_id AND i.item_position = u.pair_item_position
-LEFT JOIN benefits b ON b.id = coalesce(u.benefit_id, i.benefit_id)
-ORDER BY benefit_id NULLS LAST, coalesce(u.transacted_at, i.redeemed_at), u.usage_source_file, u.usage_source_row,
-         i.redemption_id, i.item_position
+-- The rows are recon_facts' (recon_facts.sql); written straight from that table, so a column
+-- that holds no NULL is REQUIRED in the file, as the table's statistics say.
+SELECT match, benefit_id, definition_id, profile_id, usage_source_file, usage_source_row,
+       transaction_external_id, transacted_at, pos_status, resolved_by, paired_by,
+       redemption_id, redemption_item_id, redeemed_at, seconds_apart
+FROM recon_facts
+ORDER BY benefit_id NULLS LAST, coalesce(transacted_at, redeemed_at), usage_source_file, usage_source_row,
+         redemption_id, item_position

@@ -1,13 +1,17 @@
 -- One row per corrective API call (contract §6), from the findings whose action is a call:
 -- `kind` is the payload folder, `path` the endpoint, `body` the JSON body. Times in bodies
 -- are local wall times in the benefit's zone, else the profile's, else $default_timezone.
+-- recon_profiles holds the profiles of every completed, unpaired usage (all a call can name).
 WITH usage_zone AS (
+    -- Only the sales a call names (a few out of millions of usages).
     SELECT u.usage_source_file, u.usage_source_row, u.transacted_at, u.transaction_external_id,
            u.location_external_id, u.total,
            coalesce(b.timezone, p.timezone, $default_timezone) AS tz
     FROM recon_usages u
-    LEFT JOIN benefits b ON b.id = u.benefit_id
-    LEFT JOIN profiles p ON p.id = u.usage_profile_id
+    LEFT JOIN recon_ledger b ON b.benefit_id = u.benefit_id
+    LEFT JOIN recon_profiles p ON p.id = u.usage_profile_id
+    WHERE (u.usage_source_file, u.usage_source_row) IN (
+        SELECT _usage_source_file, _usage_source_row FROM recon_exceptions WHERE action IN ('redemption', 'claim_redeem'))
 )
 SELECT 'redemptions' AS kind, e.exception_id,
        '/api/v3/profiles/' || e.profile_id || '/benefits/' || e.benefit_id || '/redemptions' AS path,

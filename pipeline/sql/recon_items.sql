@@ -26,8 +26,10 @@ WITH listed AS (
 ), returned AS (
     SELECT redemption_id, sum(count) AS returns FROM returns GROUP BY redemption_id
 ), applied AS (
-    SELECT i.*,
-           coalesce(t.returns, 0)                                           AS redemption_returns,
+    -- Only redemptions with returns need the running sums (a few percent of the items): on
+    -- every other item `returned` and `returns_left_over` are 0, as the formulas below give.
+    SELECT i.redemption_id, i.item_position,
+           t.returns                                                        AS redemption_returns,
            coalesce(sum(i.count) FILTER (WHERE i.kind = 'redeem') OVER (
                PARTITION BY i.redemption_id ORDER BY i.item_position
                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)          AS redeemed_before,
@@ -35,12 +37,13 @@ WITH listed AS (
            i.item_position = max(i.item_position) FILTER (WHERE i.kind = 'redeem')
                                  OVER (PARTITION BY i.redemption_id)         AS last_redeem_item
     FROM items i
-    LEFT JOIN returned t ON t.redemption_id = i.redemption_id
+    JOIN returned t ON t.redemption_id = i.redemption_id
 )
-SELECT redemption_item_id, redemption_id, item_position, benefit_id, count, kind,
-       redemption_profile_id, redeemed_at,
-       CASE WHEN kind = 'redeem'
-            THEN greatest(0, least(count, redemption_returns - redeemed_before)) ELSE 0 END AS returned,
-       CASE WHEN kind = 'redeem' AND last_redeem_item
-            THEN greatest(0, redemption_returns - redeemed_total) ELSE 0 END              AS returns_left_over
-FROM applied
+SELECT i.redemption_item_id, i.redemption_id, i.item_position, i.benefit_id, i.count, i.kind,
+       i.redemption_profile_id, i.redeemed_at,
+       CASE WHEN i.kind = 'redeem' AND a.redemption_id IS NOT NULL
+            THEN greatest(0, least(i.count, a.redemption_returns - a.redeemed_before)) ELSE 0 END AS returned,
+       CASE WHEN i.kind = 'redeem' AND a.last_redeem_item
+            THEN greatest(0, a.redemption_returns - a.redeemed_total) ELSE 0 END              AS returns_left_over
+FROM items i
+LEFT JOIN applied a ON a.redemption_id = i.redemption_id AND a.item_position = i.item_position

@@ -13,7 +13,7 @@ WITH usage AS (
     SELECT u.usage_source_file, u.usage_source_row, i.benefit_id, i.redemption_id, i.item_position
     FROM usage u
     JOIN recon_items i ON i.redemption_id = u.named_redemption_id AND i.kind = 'redeem'
-    WHERE i.benefit_id IN (SELECT id FROM benefits)
+    WHERE i.benefit_id IN (SELECT benefit_id FROM recon_ledger)
     QUALIFY row_number() OVER (
         PARTITION BY u.usage_source_file, u.usage_source_row
         ORDER BY (i.benefit_id = u.named_benefit_id) DESC NULLS LAST, i.item_position) = 1
@@ -32,20 +32,25 @@ WITH usage AS (
           UNION ALL SELECT id, redeem_code_online FROM benefit_definitions)
     WHERE code IS NOT NULL
     GROUP BY code
-), by_definition_code AS (
-    SELECT u.usage_source_file, u.usage_source_row, b.id AS benefit_id
+), coded AS MATERIALIZED (
+    -- The few sales whose code is a definition's, first: left to itself the optimizer
+    -- joins every sale to every benefit of its profile (9x the rows), then filters.
+    SELECT u.usage_source_file, u.usage_source_row, u.usage_profile_id, u.transacted_at, d.definition_id
     FROM usage u
     JOIN definition_codes d ON d.code = u.redeem_code
-    JOIN benefits b ON b.benefit_definition_id = d.definition_id AND b.profile_id = u.usage_profile_id
-                   AND b.issued_at <= u.transacted_at
-                   AND (b.expires_at IS NULL OR u.transacted_at <= b.expires_at)
+), by_definition_code AS (
+    SELECT u.usage_source_file, u.usage_source_row, b.benefit_id
+    FROM coded u
+    JOIN recon_ledger b ON b.definition_id = u.definition_id AND b.profile_id = u.usage_profile_id
+                       AND b.issued_at <= u.transacted_at
+                       AND (b.expires_at IS NULL OR u.transacted_at <= b.expires_at)
     QUALIFY row_number() OVER (PARTITION BY u.usage_source_file, u.usage_source_row
-                               ORDER BY b.expires_at NULLS LAST, b.id) = 1
+                               ORDER BY b.expires_at NULLS LAST, b.benefit_id) = 1
 )
 SELECT u.*,
-       coalesce(r.benefit_id, nb.id, ic.benefit_id, dc.benefit_id)        AS benefit_id,
+       coalesce(r.benefit_id, nb.benefit_id, ic.benefit_id, dc.benefit_id)        AS benefit_id,
        CASE WHEN r.benefit_id IS NOT NULL THEN 'redemption_id'
-            WHEN nb.id IS NOT NULL THEN 'benefit_id'
+            WHEN nb.benefit_id IS NOT NULL THEN 'benefit_id'
             WHEN ic.benefit_id IS NOT NULL THEN 'instance_code'
             WHEN dc.benefit_id IS NOT NULL THEN 'definition_code' END      AS resolved_by,
        r.redemption_id                                                   AS direct_redemption_id,
@@ -53,7 +58,7 @@ SELECT u.*,
        dcode.definition_id                                               AS code_definition_id
 FROM usage u
 LEFT JOIN by_redemption r USING (usage_source_file, usage_source_row)
-LEFT JOIN benefits nb ON nb.id = u.named_benefit_id
+LEFT JOIN recon_ledger nb ON nb.benefit_id = u.named_benefit_id
 LEFT JOIN instance_codes ic ON ic.code = u.redeem_code
 LEFT JOIN by_definition_code dc USING (usage_source_file, usage_source_row)
 LEFT JOIN definition_codes dcode ON dcode.code = u.redeem_code
