@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 TOKEN = "tok-5e2b9c0d7a4f4e1b8c3d6a9f0e2b4c7d"
 AS_OF = "2026-11-22T09:00:00+11:00"
@@ -35,10 +37,39 @@ def cli(*args: str, cwd: Path | None = None, token: str | None = TOKEN, timeout:
     return subprocess.run([OMNEO_BULK, *args], env=env, capture_output=True, text=True, cwd=cwd, timeout=timeout)
 
 
-def make_run(out: Path, state: Path, *extra: str, as_of: str = AS_OF) -> None:
-    made = cli("run", "--input", str(SAMPLE), "--campaigns", str(SAMPLE / "campaigns.toml"), "--out", str(out),
+def make_run(out: Path, state: Path, *extra: str, as_of: str = AS_OF, exports: Path = SAMPLE) -> None:
+    made = cli("run", "--input", str(exports), "--campaigns", str(exports / "campaigns.toml"), "--out", str(out),
                "--state", str(state), "--as-of", as_of, "--max-reject-ratio", "1", "-q", *extra)
     assert made.returncode == 0, made.stderr
+
+
+# Fixtures for the modules that push finished nights; a module imports the ones it uses.
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory) -> tuple[Path, Path]:
+    """The sample exports run once per module: its run folder and state."""
+    root = tmp_path_factory.mktemp("sample")
+    make_run(root / "run", root / "state")
+    return root / "run", root / "state"
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory) -> tuple[Path, Path]:
+    """The sample issued with --single --lines-per-file 1: 62 benefit calls, one per file."""
+    root = tmp_path_factory.mktemp("single")
+    make_run(root / "run", root / "state", "--single", "--lines-per-file", "1")
+    return root / "run", root / "state"
+
+
+@pytest.fixture
+def copy(tmp_path):
+    """A fresh copy of a finished run and its state, for one test to change."""
+    def copied(made: tuple[Path, Path]) -> tuple[Path, Path]:
+        run, state = made
+        shutil.copytree(run, tmp_path / "run")
+        shutil.copytree(state, tmp_path / "state")
+        return tmp_path / "run", tmp_path / "state"
+    return copied
 
 
 def push(run: Path, state: Path | None, base_url: str, *extra: str, **kwargs) -> subprocess.CompletedProcess:

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import signal
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,32 +22,9 @@ import pytest
 from click.testing import CliRunner
 
 from fake_omneo import FakeOmneo, Faults
+from nights import AS_OF, OMNEO_BULK, SAMPLE, TOKEN, copy, environment, make_run, sample  # noqa: F401 (fixtures)
 from pipeline import __version__
 from pipeline.cli import main
-
-TOKEN = "tok-3f9a2c71e5b04d8e9f1a6c2b7d0e4f58"
-AS_OF = "2026-11-22T09:00:00+11:00"
-OMNEO_BULK = str(Path(sys.executable).with_name("omneo-bulk"))
-SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
-
-
-def environment(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNEO_BULK") and k != "OMNEO_TOKEN"}
-    return {**env, **extra}
-
-
-def made_run(root: Path, exports: Path) -> tuple[Path, Path]:
-    result = subprocess.run(
-        [OMNEO_BULK, "run", "--input", str(exports), "--campaigns", str(exports / "campaigns.toml"),
-         "--out", str(root / "run"), "--state", str(root / "state"), "--as-of", AS_OF, "--max-reject-ratio", "1",
-         "-q"], env=environment(), capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return root / "run", root / "state"
-
-
-@pytest.fixture(scope="module")
-def sample_run(tmp_path_factory) -> tuple[Path, Path]:
-    return made_run(tmp_path_factory.mktemp("sample"), SAMPLE)
 
 
 @pytest.fixture(scope="module")
@@ -58,18 +33,8 @@ def generated_run(tmp_path_factory) -> tuple[Path, Path]:
     made = subprocess.run([OMNEO_BULK, "generate", "--out", str(root / "exports"), "--profiles", "20000",
                            "--seed", "3", "-q"], env=environment(), capture_output=True, text=True)
     assert made.returncode == 0, made.stderr
-    return made_run(root, root / "exports")
-
-
-@pytest.fixture
-def copy(tmp_path):
-    """A fresh copy of a finished run and its state, for one test to push."""
-    def copied(made: tuple[Path, Path]) -> tuple[Path, Path]:
-        run, state = made
-        shutil.copytree(run, tmp_path / "run")
-        shutil.copytree(state, tmp_path / "state")
-        return tmp_path / "run", tmp_path / "state"
-    return copied
+    make_run(root / "run", root / "state", exports=root / "exports")
+    return root / "run", root / "state"
 
 
 def quick(extra: tuple[str, ...]) -> list[str]:
@@ -140,7 +105,7 @@ def until_settled(run: Path, state: Path, omneo: FakeOmneo, *extra: str, tries: 
 HALF = Faults(unavailable=0.05, apply_then_500=0.05, apply_then_reset=0.05, apply_then_stall=0.05, lookups_fail=True)
 
 
-@pytest.mark.parametrize("made, faults, server_rate, rate", [("sample_run", Faults.everything(), 15, 30),
+@pytest.mark.parametrize("made, faults, server_rate, rate", [("sample", Faults.everything(), 15, 30),
                                                              ("generated_run", HALF, 150, 200)])
 def test_every_fault_on_still_applies_each_call_exactly_once(request, copy, made, faults, server_rate, rate):
     # Omneo allows fewer calls a second than --rate asks: 429s come, the push slows down.
@@ -237,9 +202,9 @@ def test_a_push_killed_at_any_moment_resumes_exactly_once(generated_run, copy, p
         assert_applied_exactly_once(run, omneo)
 
 
-def test_a_batch_of_unknown_outcome_is_looked_up_only_once_omneo_has_queued_it(sample_run, copy):
+def test_a_batch_of_unknown_outcome_is_looked_up_only_once_omneo_has_queued_it(sample, copy):
     # Omneo's batch endpoint queues its benefits; a lookup too soon finds nothing yet.
-    run, state = copy(sample_run)
+    run, state = copy(sample)
     with FakeOmneo(TOKEN, queue_delay=1.0) as omneo:
         omneo.queue_faults("apply_then_500")
         result = push(run, state, omneo, "--kinds", "benefits", "--queue-wait", "1.5")
@@ -250,8 +215,8 @@ def test_a_batch_of_unknown_outcome_is_looked_up_only_once_omneo_has_queued_it(s
         assert lookups and min(r.arrived_at for r in lookups) - omneo.requests()[0].arrived_at >= 1.5
 
 
-def test_a_return_of_unknown_outcome_is_never_resent(sample_run, copy):
-    run, state = copy(sample_run)
+def test_a_return_of_unknown_outcome_is_never_resent(sample, copy):
+    run, state = copy(sample)
     with FakeOmneo(TOKEN) as omneo:
         omneo.queue_faults("apply_then_500")  # the first return is applied, then Omneo answers 500
         first = push(run, state, omneo, "--kinds", "returns")
@@ -291,8 +256,8 @@ def test_retry_after_is_honoured_in_seconds_as_a_date_and_as_zero(generated_run,
 # 4. A refused benefit: exit 3, and tomorrow may issue it again ----------------------------------
 
 
-def test_a_422_benefit_is_rejected_and_the_next_run_may_issue_it_again(sample_run, copy, tmp_path):
-    run, state = copy(sample_run)
+def test_a_422_benefit_is_rejected_and_the_next_run_may_issue_it_again(sample, copy, tmp_path):
+    run, state = copy(sample)
     batch = calls_in(run, "benefits")[0]["body"]["benefits"]
     bad = batch[3]
     with FakeOmneo(TOKEN, bad_profiles={bad["profile_id"]}) as omneo:
@@ -320,8 +285,8 @@ def test_a_422_benefit_is_rejected_and_the_next_run_may_issue_it_again(sample_ru
 # 5. The token is nowhere ------------------------------------------------------------------------
 
 
-def test_the_token_reaches_no_file_and_no_line(sample_run, copy):
-    run, state = copy(sample_run)
+def test_the_token_reaches_no_file_and_no_line(sample, copy):
+    run, state = copy(sample)
     printed = []
     with FakeOmneo(TOKEN, rate=5, faults=Faults.everything(), seed=2, stall_seconds=1.0) as omneo:
         printed.append(until_settled(run, state, omneo, "--timeout", "0.4", "--log-format", "json").output)
@@ -340,8 +305,8 @@ def test_the_token_reaches_no_file_and_no_line(sample_run, copy):
                 assert TOKEN.encode() not in path.read_bytes(), path
 
 
-def test_401_stops_at_once_with_one_line(sample_run, copy):
-    run, state = copy(sample_run)
+def test_401_stops_at_once_with_one_line(sample, copy):
+    run, state = copy(sample)
     with FakeOmneo("another-token") as omneo:
         result = push(run, state, omneo, "--concurrency", "1")
 
@@ -393,8 +358,8 @@ def test_the_guard_refuses_a_night_five_times_the_median_and_force_sends_it(tmp_
 # The rest of the contract -----------------------------------------------------------------------
 
 
-def test_dry_run_checks_every_line_and_touches_no_network(sample_run, copy):
-    run, state = copy(sample_run)
+def test_dry_run_checks_every_line_and_touches_no_network(sample, copy):
+    run, state = copy(sample)
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     with FakeOmneo(TOKEN) as omneo:
         result = push(run, state, None, "--dry-run", token=None)
@@ -407,8 +372,8 @@ def test_dry_run_checks_every_line_and_touches_no_network(sample_run, copy):
     assert not (state / "push").exists()
 
 
-def test_dry_run_after_a_push_says_what_is_left(sample_run, copy):
-    run, state = copy(sample_run)
+def test_dry_run_after_a_push_says_what_is_left(sample, copy):
+    run, state = copy(sample)
     with FakeOmneo(TOKEN) as omneo:
         omneo.queue_faults("apply_then_500")
         push(run, state, omneo)
@@ -419,8 +384,8 @@ def test_dry_run_after_a_push_says_what_is_left(sample_run, copy):
     assert "skip (sent)" in result.output
 
 
-def test_requests_carry_the_key_the_agent_and_the_token(sample_run, copy):
-    run, state = copy(sample_run)
+def test_requests_carry_the_key_the_agent_and_the_token(sample, copy):
+    run, state = copy(sample)
     with FakeOmneo(TOKEN) as omneo:
         assert push(run, state, omneo).exit_code == 0
         posts = [r for r in omneo.requests() if r.method == "POST"]
@@ -434,8 +399,8 @@ def test_requests_carry_the_key_the_agent_and_the_token(sample_run, copy):
     assert order == sorted(order, key=["benefits", "claim_redeem", "redemptions", "returns"].index)
 
 
-def test_a_second_push_sends_nothing(sample_run, copy):
-    run, state = copy(sample_run)
+def test_a_second_push_sends_nothing(sample, copy):
+    run, state = copy(sample)
     with FakeOmneo(TOKEN) as omneo:
         assert push(run, state, omneo).exit_code == 0
         sent = len(omneo.requests())
@@ -457,8 +422,8 @@ def test_max_calls_stops_and_a_rerun_goes_on(generated_run, copy):
         assert_applied_exactly_once(run, omneo)
 
 
-def test_results_reach_the_manifest_the_warehouse_and_the_report(sample_run, copy):
-    run, state = copy(sample_run)
+def test_results_reach_the_manifest_the_warehouse_and_the_report(sample, copy):
+    run, state = copy(sample)
     with FakeOmneo(TOKEN) as omneo:
         assert push(run, state, omneo).exit_code == 0
 
@@ -475,8 +440,8 @@ def test_results_reach_the_manifest_the_warehouse_and_the_report(sample_run, cop
     assert "## Push to Omneo" in (run / "report.md").read_text(encoding="utf-8")
 
 
-def test_a_payload_edited_after_the_run_is_not_sent(sample_run, copy):
-    run, state = copy(sample_run)
+def test_a_payload_edited_after_the_run_is_not_sent(sample, copy):
+    run, state = copy(sample)
     part = run / "payloads" / "returns" / "part-00000.ndjson"
     part.write_text(part.read_text(encoding="utf-8").replace('"count":1', '"count":2', 1), encoding="utf-8")
     with FakeOmneo(TOKEN) as omneo:
@@ -487,10 +452,10 @@ def test_a_payload_edited_after_the_run_is_not_sent(sample_run, copy):
         assert omneo.requests() == []
 
 
-def test_a_changed_body_under_a_journaled_key_stops_before_sending(sample_run, copy):
+def test_a_changed_body_under_a_journaled_key_stops_before_sending(sample, copy):
     # As if a rerun had written another body under a key already sent: the manifest agrees
     # with the file, the journal does not.
-    run, state = copy(sample_run)
+    run, state = copy(sample)
     with FakeOmneo(TOKEN) as omneo:
         assert push(run, state, omneo, "--kinds", "returns").exit_code == 0
         part = run / "payloads" / "returns" / "part-00000.ndjson"
@@ -512,8 +477,8 @@ def test_a_changed_body_under_a_journaled_key_stops_before_sending(sample_run, c
 @pytest.mark.parametrize("url, ok", [("http://api.acme.example.com", False), ("ftp://127.0.0.1", False),
                                      ("https://api.acme.getomneo.com", True), ("http://127.0.0.1:9", True),
                                      ("http://localhost:9", True), ("http://[::1]:9", True)])
-def test_base_url_is_https_unless_loopback(sample_run, copy, url, ok):
-    run, state = copy(sample_run)
+def test_base_url_is_https_unless_loopback(sample, copy, url, ok):
+    run, state = copy(sample)
     result = CliRunner().invoke(main, ["push", "--out", str(run), "--state", str(state), "--base-url", url,
                                        "--dry-run"])
     assert (result.exit_code == 0) == ok, result.output
@@ -521,8 +486,8 @@ def test_base_url_is_https_unless_loopback(sample_run, copy, url, ok):
         assert result.exit_code == 2
 
 
-def test_no_token_is_one_line_and_a_token_file_must_be_private(sample_run, copy, tmp_path):
-    run, state = copy(sample_run)
+def test_no_token_is_one_line_and_a_token_file_must_be_private(sample, copy, tmp_path):
+    run, state = copy(sample)
     with FakeOmneo(TOKEN) as omneo:
         missing = push(run, state, omneo, token=None)
         assert missing.exit_code == 1
@@ -541,8 +506,8 @@ def test_no_token_is_one_line_and_a_token_file_must_be_private(sample_run, copy,
         assert private.exit_code == 0, private.output
 
 
-def test_an_unfinished_run_is_not_pushed(sample_run, copy):
-    run, state = copy(sample_run)
+def test_an_unfinished_run_is_not_pushed(sample, copy):
+    run, state = copy(sample)
     manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
     manifest["status"] = "running"
     (run / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")

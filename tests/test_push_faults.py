@@ -22,33 +22,8 @@ import pytest
 from fake_omneo import FakeOmneo
 from nights import (AS_OF, BIRTHDAY_PROFILE, NEXT_NIGHT, SAMPLE, TOKEN, WELCOME_PROFILE, cli, emitted, make_run,
                     payload_ids, push)
+from nights import copy, sample, single  # noqa: F401 (fixtures)
 from scripted_server import Scripted, js
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("sample")
-    make_run(root / "run", root / "state")
-    return root / "run", root / "state"
-
-
-@pytest.fixture(scope="module")
-def single(tmp_path_factory) -> tuple[Path, Path]:
-    """The sample issued with --single --lines-per-file 1: 62 benefit calls, one per file."""
-    root = tmp_path_factory.mktemp("single")
-    make_run(root / "run", root / "state", "--single", "--lines-per-file", "1")
-    return root / "run", root / "state"
-
-
-@pytest.fixture
-def copy(tmp_path):
-    def copied(made: tuple[Path, Path]) -> tuple[Path, Path]:
-        run, state = made
-        shutil.copytree(run, tmp_path / "run")
-        shutil.copytree(state, tmp_path / "state")
-        return tmp_path / "run", tmp_path / "state"
-    return copied
-
 
 
 @pytest.mark.parametrize("profile", [BIRTHDAY_PROFILE, WELCOME_PROFILE], ids=["same-body", "new-issued-at"])

@@ -8,39 +8,13 @@ Real processes on the sample exports (tests/nights.py).
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from fake_omneo import FakeOmneo
 from nights import AS_OF, NEXT_NIGHT, SAMPLE, TOKEN, cli, emitted, make_run, payload_ids, push
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("sample")
-    make_run(root / "run", root / "state")
-    return root / "run", root / "state"
-
-
-@pytest.fixture(scope="module")
-def single(tmp_path_factory) -> tuple[Path, Path]:
-    """The sample issued with --single --lines-per-file 1: 62 benefit calls, one per file."""
-    root = tmp_path_factory.mktemp("single")
-    make_run(root / "run", root / "state", "--single", "--lines-per-file", "1")
-    return root / "run", root / "state"
-
-
-@pytest.fixture
-def copy(tmp_path):
-    def copied(made: tuple[Path, Path]) -> tuple[Path, Path]:
-        run, state = made
-        shutil.copytree(run, tmp_path / "run")
-        shutil.copytree(state, tmp_path / "state")
-        return tmp_path / "run", tmp_path / "state"
-    return copied
-
+from nights import copy, sample  # noqa: F401 (fixtures)
 
 
 @pytest.mark.parametrize("name", ["night [1]", "night*"])
