@@ -44,20 +44,24 @@ def suspects(schema: pa.DataFrameSchema) -> str | None:
     return " OR ".join(parts) if parts else "false"
 
 
+# A one-sided bound check: how a value fails it, and the statistic holding the bound.
+_BOUND_FAILS = {
+    "greater_than_or_equal_to": ("<", "min_value"),
+    "less_than_or_equal_to": (">", "max_value"),
+    "greater_than": ("<=", "min_value"),
+    "less_than": (">=", "max_value"),
+}
+
+
 def _twin(check: pa.Check, col: str, numeric: bool) -> str | None:
     """TRUE where `check` could fail a non-null value of the column `col`."""
     stats = check.statistics or {}
     # NaN and infinities are flagged whatever the bound: how each engine orders them is
     # pandera's question, not this screen's.
     odd = f"NOT isfinite({col}) OR " if numeric else ""
-    if check.name == "greater_than_or_equal_to":
-        return f"{odd}{col} < {_number(stats['min_value'])}"
-    if check.name == "less_than_or_equal_to":
-        return f"{odd}{col} > {_number(stats['max_value'])}"
-    if check.name == "greater_than":
-        return f"{odd}{col} <= {_number(stats['min_value'])}"
-    if check.name == "less_than":
-        return f"{odd}{col} >= {_number(stats['max_value'])}"
+    if check.name in _BOUND_FAILS:
+        operator, bound = _BOUND_FAILS[check.name]
+        return f"{odd}{col} {operator} {_number(stats[bound])}"
     if check.name == "in_range":
         return f"{odd}{col} < {_number(stats['min_value'])} OR {col} > {_number(stats['max_value'])}"
     if check.name == "isin":
