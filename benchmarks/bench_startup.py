@@ -19,11 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import machine, update_section  # noqa: E402
+from bench_run import AS_OF  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OMNEO_BULK = str(Path(sys.executable).with_name("omneo-bulk"))
 SAMPLE = ROOT / "benchmarks" / "data" / "startup-sample"
-AS_OF = "2026-11-22T09:00:00+11:00"
 GOAL = 0.5
 
 
