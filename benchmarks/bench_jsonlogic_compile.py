@@ -27,10 +27,13 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT / "tests"))
 
 import pipeline.jsonlogic as current  # noqa: E402
 from _results import machine, update_section  # noqa: E402
 from bench_jsonlogic import COLUMNS, PROFILES_SQL, RULE  # noqa: E402
+# The typed columns of the random rules; the untyped path declares the same names JSON.
+from random_rules import TYPED, rule_of_depth  # noqa: E402
 
 DEPTHS = range(1, 9)
 RULES_PER_DEPTH = 12
@@ -41,53 +44,11 @@ SEED = 13
 _NESTED = json.loads((ROOT / "tests" / "data" / "nested_rule.json").read_text(encoding="utf-8"))
 NESTED_RULE, NESTED_DATA = _NESTED["rule"], _NESTED["data"]
 
-# Typed columns of the random rules; the untyped path declares the same names as JSON columns.
-TYPED = {"n1": "INTEGER", "n2": "DOUBLE", "s1": "VARCHAR", "s2": "VARCHAR", "b1": "BOOLEAN", "tags": "VARCHAR[]"}
-STRINGS = ["gold", "silver", "", "0", "12", "vip"]
 
 
 # ----------------------------------------------------------------------------------------------
 # Random rules
 # ----------------------------------------------------------------------------------------------
-
-
-def leaf(rng: random.Random) -> object:
-    roll = rng.random()
-    if roll < 0.55:
-        return {"var": rng.choice(list(TYPED))}
-    if roll < 0.75:
-        return rng.randint(-5, 100)
-    if roll < 0.95:
-        return rng.choice(STRINGS)
-    return rng.choice([True, False, None])
-
-
-def rule_of_depth(rng: random.Random, depth: int) -> object:
-    """A rule whose deepest path has `depth` operators: one child one level down, others shallower."""
-    if depth == 0:
-        return leaf(rng)
-
-    def child(deepest: bool) -> object:
-        return rule_of_depth(rng, depth - 1 if deepest else rng.randint(0, depth - 1))
-
-    def children(count: int) -> list:
-        deep = rng.randrange(count)
-        return [child(i == deep) for i in range(count)]
-
-    op = rng.choice(["or", "and", "if", "in", "<=", "<", "==", "!", "+", "cat"])
-    if op in ("or", "and"):
-        return {op: children(rng.randint(2, 3))}
-    if op == "if":
-        return {op: children(3)}
-    if op == "in":
-        if rng.random() < 0.5:
-            return {op: [child(True), rng.sample(STRINGS, 3)]}
-        return {op: [child(True), {"var": "tags"}]}
-    if op == "<=":
-        return {op: children(3)}
-    if op == "!":
-        return {op: [child(True)]}
-    return {op: children(2)}
 
 
 def random_rules() -> dict[int, list]:

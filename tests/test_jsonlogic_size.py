@@ -16,11 +16,11 @@ from sqlglot import exp
 from test_jsonlogic_differential import JS_SPACE, js_number_to_string, js_to_number
 from test_jsonlogic_injection import HOSTILE
 
+from random_rules import TYPED, rule_of_depth
 from pipeline.jsonlogic import Variables, compile_condition, compile_json, compile_rule, evaluate
 from pipeline.jsonlogic.api import json_ast
 from pipeline.jsonlogic.render import render, sqlglot_render
 
-TYPED = {"n1": "INTEGER", "n2": "DOUBLE", "s1": "VARCHAR", "s2": "VARCHAR", "b1": "BOOLEAN", "tags": "VARCHAR[]"}
 PATHS = {
     "typed": Variables.from_columns(TYPED),
     "untyped": Variables.from_columns({}, json_columns=list(TYPED)),
@@ -31,38 +31,6 @@ PATHS = {
 SQL_PER_RULE_CHAR = 120
 SUITE = Path(__file__).resolve().parent / "data" / "jsonlogic" / "tests.json"
 NESTED = Path(__file__).resolve().parent / "data" / "nested_rule.json"
-
-
-def leaf(rng: random.Random) -> object:
-    roll = rng.random()
-    if roll < 0.55:
-        return {"var": rng.choice(list(TYPED))}
-    if roll < 0.75:
-        return rng.randint(-5, 100)
-    if roll < 0.95:
-        return rng.choice(["gold", "", "0", "12", "vip"])
-    return rng.choice([True, False, None])
-
-
-def rule_of_depth(rng: random.Random, depth: int) -> object:
-    """A rule whose deepest path has `depth` operators (the benchmark's generator)."""
-    if depth == 0:
-        return leaf(rng)
-
-    def children(count: int) -> list:
-        deep = rng.randrange(count)
-        return [rule_of_depth(rng, depth - 1 if i == deep else rng.randint(0, depth - 1)) for i in range(count)]
-
-    op = rng.choice(["or", "and", "if", "in", "<=", "<", "==", "!", "+", "cat"])
-    if op in ("or", "and"):
-        return {op: children(rng.randint(2, 3))}
-    if op in ("if", "<="):
-        return {op: children(3)}
-    if op == "in":
-        return {op: [children(1)[0], rng.choice([["gold", "vip"], {"var": "tags"}])]}
-    if op == "!":
-        return {op: children(1)}
-    return {op: children(2)}
 
 
 RULES = [rule_of_depth(random.Random(depth * 100 + i), depth) for depth in range(1, 9) for i in range(15)]
