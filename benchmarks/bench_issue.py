@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import machine, run_omneo, update_section  # noqa: E402
+from _results import installation, machine, run_omneo, update_section  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 AS_OF = "2026-11-22T09:00:00+11:00"
@@ -206,7 +206,7 @@ benefits and {args.profiles * 3 // 10:,} POS sales, all Parquet. Goal: under 60 
 |---|---:|---:|---:|---:|
 {campaigns}
 
-Machine: {machine()}. Command: `python benchmarks/bench_issue.py --profiles {args.profiles}`
+Machine: {machine()}; timed: {installation()}. Command: `python benchmarks/bench_issue.py --profiles {args.profiles}`
 {f"with `--memory-limit {args.memory_limit}`" if args.memory_limit else "(DuckDB memory limit: half of RAM)"}.
 """
     limit = f", --memory-limit {args.memory_limit}" if args.memory_limit else ""

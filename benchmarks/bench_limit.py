@@ -23,10 +23,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import machine, timed, update_section  # noqa: E402
+from _results import OMNEO_BULK, installation, machine, timed, update_section  # noqa: E402
 from bench_run import AS_OF, DATA, generate  # noqa: E402
 
-OMNEO_BULK = str(Path(sys.executable).with_name("omneo-bulk"))
 # What the run writes that the bare job does not: its own records of the run.
 OWN = {"manifest.json", "report.html", "report.md", "warehouse.duckdb"}
 
@@ -131,7 +130,7 @@ invocation; goal: ratio at most 2.
 {rows}
 
 **Median ratio {statistics.median(ratios):.2f}** (min {min(ratios):.2f}, max {max(ratios):.2f}).
-Machine: {machine()}. Command: `python benchmarks/bench_limit.py --profiles {args.profiles} --repeat {args.repeat}`{
+Machine: {machine()}; timed: {installation()}. Command: `python benchmarks/bench_limit.py --profiles {args.profiles} --repeat {args.repeat}`{
 f" --memory-limit {args.memory_limit}" if args.memory_limit else ""}.
 """
 

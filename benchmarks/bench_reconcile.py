@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import machine, run_omneo, update_section  # noqa: E402
+from _results import installation, machine, run_omneo, update_section  # noqa: E402
 from bench_issue import DEFINITIONS  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
@@ -114,7 +114,7 @@ and 6 GB.
 
 Findings: {found}.
 
-Machine: {machine()}. Command: `python benchmarks/bench_reconcile.py --benefits {args.benefits}{' --memory-limit ' + args.memory_limit if args.memory_limit else ''}`.
+Machine: {machine()}; timed: {installation()}. Command: `python benchmarks/bench_reconcile.py --benefits {args.benefits}{' --memory-limit ' + args.memory_limit if args.memory_limit else ''}`.
 """
     update_section(f"Reconcile ({args.benefits:,} benefits{limit})", body)
     print(body)

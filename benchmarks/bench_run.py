@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import machine, timed, update_section  # noqa: E402
+from _results import OMNEO_BULK, installation, machine, timed, update_section  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 RAW = Path(__file__).with_name("run_results.json")
@@ -29,7 +29,7 @@ def generate(profiles: int, file_format: str, seed: int) -> tuple[Path, float]:
     if (folder / "truth").is_dir() and (folder / "campaigns.toml").exists():
         return folder, 0.0
     shutil.rmtree(folder, ignore_errors=True)
-    command = [str(Path(sys.executable).with_name("omneo-bulk")), "generate", "--out", str(folder),
+    command = [OMNEO_BULK, "generate", "--out", str(folder),
                "--profiles", str(profiles), "--seed", str(seed), "--format", file_format, "--as-of", AS_OF]
     seconds, _, result = timed(command)
     if result.returncode != 0:
@@ -57,7 +57,7 @@ def main() -> None:
         "all_seconds": [r["seconds"] for r in runs],
         "peak_mib": max(r["peak_mib"] for r in runs),  # memory: the worst run, not the median
         "generate_seconds": round(generate_seconds, 1) or None,
-        "machine": machine(),
+        "machine": f"{machine()}; timed: {installation()}",
     }
     raw = json.loads(RAW.read_text()) if RAW.exists() else {}
     raw[_key(args.profiles, args.format, args.memory_limit)] = record
@@ -74,7 +74,7 @@ def _run_once(args, folder: Path) -> dict:
     out, state = DATA / f"run-{args.profiles}-out", DATA / f"run-{args.profiles}-state"
     shutil.rmtree(state, ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
-    command = [str(Path(sys.executable).with_name("omneo-bulk")), "run", "--input", str(folder),
+    command = [OMNEO_BULK, "run", "--input", str(folder),
                "--campaigns", str(folder / "campaigns.toml"), "--state", str(state), "--out", str(out),
                "--as-of", AS_OF, "--max-reject-ratio", "1", "--log-format", "json"]
     if args.memory_limit:

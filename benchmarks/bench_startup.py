@@ -18,11 +18,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import machine, update_section  # noqa: E402
+from _results import OMNEO_BULK, installation, machine, update_section  # noqa: E402
 from bench_run import AS_OF  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-OMNEO_BULK = str(Path(sys.executable).with_name("omneo-bulk"))
 SAMPLE = ROOT / "benchmarks" / "data" / "startup-sample"
 GOAL = 0.5
 
@@ -78,7 +77,7 @@ pandas.
 |---|---:|---:|---:|---|
 {chr(10).join(rows)}
 
-Machine: {machine()}. Command: `python benchmarks/bench_startup.py --repeat {args.repeat}`.
+Machine: {machine()}; timed: {installation()}. Command: `python benchmarks/bench_startup.py --repeat {args.repeat}`.
 """
     update_section("Start-up: the command line answers at once", body)
     print(body)

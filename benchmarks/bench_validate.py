@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import machine, run_omneo, update_section  # noqa: E402
+from _results import installation, machine, run_omneo, update_section  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 
@@ -71,7 +71,7 @@ bad day, bad month, bad time zone, duplicate ids) with `omneo-bulk validate`.
 |---:|---:|---:|---:|---:|---:|
 | {profiles['rows_read']:,} | {profiles['accepted']:,} | {profiles['rejected']:,} | {seconds:.1f} s | {profiles['rows_read'] / seconds:,.0f} | {peak_mib:,.0f} MiB |
 
-Machine: {machine()}. Command: `make bench` (`python benchmarks/bench_validate.py --rows {args.rows}`).
+Machine: {machine()}; timed: {installation()}. Command: `make bench` (`python benchmarks/bench_validate.py --rows {args.rows}`).
 """
     update_section("Validate", body)
     print(body)

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 THIS_FILE = Path(__file__).resolve().relative_to(ROOT).as_posix()
 
 # Folders a checkout grows that are not part of the repository (see .gitignore).
-NOT_TRACKED = {".git", ".venv", "runs", ".omneo-bulk", "build", "dist", "__pycache__", ".pytest_cache",
+NOT_TRACKED = {".git", ".venv", ".venv-bench", "runs", ".omneo-bulk", "build", "dist", "__pycache__", ".pytest_cache",
                ".hypothesis", "benchmarks/data", "tests/artifacts"}
 
 # The contract and the JsonLogic suite used to be read from a folder beside the checkout.
