@@ -378,13 +378,16 @@ def _check_nothing_undelivered_is_replaced(context: RunContext, state_dir: Path)
     if context.resumed or earlier in (None, context.run_id):
         return
     holds_calls = any(path.startswith("payloads/benefits/") for path in context.outputs)
-    still_emitted = (state_dir / ISSUED / f"{earlier}.parquet").is_file()
+    # The state that calls them emitted is the one the earlier run issued with, whichever
+    # --state tonight's run names.
+    earlier_state = Path(issued["state"]) if "state" in issued else state_dir
+    still_emitted = (earlier_state / ISSUED / f"{earlier}.parquet").is_file()
     pushed = context.stages.get("push", {}).get("by_kind", {}).get("benefits")
     delivered = pushed is not None and not any(pushed.get(s) for s in ("pending", "in_flight", "ambiguous"))
     if holds_calls and still_emitted and not delivered:
         raise StateError(
-            f"{context.out_dir} holds the benefit calls of run {earlier}, never delivered, which the state calls "
-            f"emitted: a new run here would replace them and they would be lost. Push them first "
+            f"{context.out_dir} holds the benefit calls of run {earlier}, never delivered, which the state "
+            f"{earlier_state} calls emitted: a new run here would replace them and they would be lost. Push them first "
             f"(omneo-bulk push --out {context.out_dir}), or give this run its own --out"
         )
 

@@ -109,18 +109,20 @@ def test_another_command_into_a_killed_run_folder_is_refused_and_the_run_finishe
     assert emitted(state) == set(payload_ids(out)), "benefits the state calls emitted are in no run folder"
 
 
-def test_a_new_run_over_benefit_calls_never_delivered_is_refused(tmp_path):
+@pytest.mark.parametrize("tonights_state", ["state", "another-state"])
+def test_a_new_run_over_benefit_calls_never_delivered_is_refused(tmp_path, tonights_state):
     # Last night's folder, never pushed: a new night into it would replace calls the state
-    # calls emitted, so they could never be delivered nor issued again.
+    # calls emitted, so they could never be delivered nor issued again. Whatever state the
+    # new night issues with: the one that calls them emitted is last night's.
     out, state = tmp_path / "run", tmp_path / "state"
     make_run(out, state)
     before = (out / "manifest.json").read_bytes()
 
     tonight = cli("run", "--input", str(SAMPLE), "--campaigns", str(SAMPLE / "campaigns.toml"), "--out", str(out),
-                  "--state", str(state), "--as-of", NEXT_NIGHT, "--max-reject-ratio", "1", "-q")
+                  "--state", str(tmp_path / tonights_state), "--as-of", NEXT_NIGHT, "--max-reject-ratio", "1", "-q")
 
-    assert tonight.returncode == 1
-    assert "never delivered, which the state calls emitted" in tonight.stderr
+    assert tonight.returncode == 1, tonight.stderr
+    assert f"never delivered, which the state {state} calls emitted" in tonight.stderr
     assert f"omneo-bulk push --out {out}" in tonight.stderr
     assert (out / "manifest.json").read_bytes() == before
 
