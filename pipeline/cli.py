@@ -542,7 +542,7 @@ def _resolutions(_ctx: click.Context, _param: click.Parameter, values: tuple[str
               help="State folder (journal, history) [default: the run's own, else .omneo-bulk/ beside it].")
 @click.option("--base-url", callback=_base_url, help="Omneo's API, e.g. https://api.<tenant>.getomneo.com.")
 @click.option("--kinds", default="benefits,claim_redeem,redemptions,returns", show_default=True, callback=_kinds,
-              help="Payload kinds to send, comma-separated; sent in that order.")
+              help="Payload kinds to send, comma-separated; sent in that order, each finished before the next.")
 @click.option("--rate", type=click.FloatRange(min=0.01), default=10.0, show_default=True,
               help="Calls per second, at most (lookups included).")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True, help="Calls in flight at once.")

@@ -399,6 +399,23 @@ def test_requests_carry_the_key_the_agent_and_the_token(sample, copy):
     assert order == sorted(order, key=["benefits", "claim_redeem", "redemptions", "returns"].index)
 
 
+def test_each_kind_is_finished_before_the_next_starts_even_when_calls_are_retried(sample, copy):
+    # Half the writes answer 503 and are sent again: with one queue for every kind, the
+    # workers took the next kind's calls while a benefit call waited for its retry. (Returns
+    # draw no fault: one of unknown outcome waits for review, by design.)
+    run, state = copy(sample)
+    faults = Faults(unavailable=0.5, kinds={"benefits", "claim_redeem", "redemptions"})
+    with FakeOmneo(TOKEN, faults=faults, seed=4) as omneo:
+        result = push(run, state, omneo, "--concurrency", "4")
+        posts = [r for r in omneo.requests() if r.method == "POST"]
+
+    assert result.exit_code == 0, result.output
+    assert any(r.status == 503 for r in posts)
+    order = [r.kind for r in posts]
+    assert set(order) == {"benefits", "claim_redeem", "redemptions", "returns"}
+    assert order == sorted(order, key=["benefits", "claim_redeem", "redemptions", "returns"].index)
+
+
 def test_a_second_push_sends_nothing(sample, copy):
     run, state = copy(sample)
     with FakeOmneo(TOKEN) as omneo:

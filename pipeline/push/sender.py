@@ -210,18 +210,25 @@ class Sender:
                                      trust_env=False) as client:
             self.client = client
             self.in_flight = asyncio.Semaphore(self.settings.concurrency)
-            def of_kinds(states: tuple[str, ...]) -> list[Entry]:
-                return [e for e in self.journal.entries(run_id, states) if e.kind in kinds]
+            # One kind after another, as the contract orders them: every call of a kind has
+            # its answer (or is left unknown for a later push) before the next kind's first
+            # call. One queue for all kinds let the workers overlap at each boundary, and a
+            # call retried in a later round arrived after calls of the kinds behind it.
+            for kind in kinds:
+                for _ in range(ROUNDS):
+                    await self._each(self._entries(kind, "ambiguous"), self._resolve)
+                    pending = self._entries(kind, "pending")
+                    if not pending or self.out_of_budget or self.given_up:
+                        break
+                    before = self.journal.counts(run_id)
+                    await self._each(pending, self._deliver)
+                    if self.journal.counts(run_id) == before:
+                        break  # nothing moved (Omneo unreachable): rerun later
+                if self.out_of_budget or self.given_up:
+                    return
 
-            for _ in range(ROUNDS):
-                await self._each(of_kinds(("ambiguous",)), self._resolve)
-                pending = of_kinds(("pending",))
-                if not pending or self.out_of_budget or self.given_up:
-                    break
-                before = self.journal.counts(run_id)
-                await self._each(pending, self._deliver)
-                if self.journal.counts(run_id) == before:
-                    break  # nothing moved (Omneo unreachable): rerun later
+    def _entries(self, kind: str, state: str) -> list[Entry]:
+        return [e for e in self.journal.entries(self.run_id, (state,)) if e.kind == kind]
 
     async def _each(self, entries: list[Entry], work: Callable[[Entry], Awaitable[None]]) -> None:
         queue = deque(entries)
