@@ -85,7 +85,8 @@ def _stem(path: Path) -> str:
 
 
 def discover(input_dir: Path, dataset: str) -> list[SourceFile]:
-    """The files of `dataset` in `input_dir`: `<name>.<ext>`, `<name>-*.<ext>`, or `<name>/`.
+    """The files of `dataset` in `input_dir`: `<name>.<ext>`, `<name>-*.<ext>`, or a folder of parts
+    named `<name>/` or like a file (`<name>.<ext>/`, as Spark writes one).
 
     Names match in any letter case (`Profiles.CSV`). A file that is named for the dataset
     but has no format this reads (`profiles.tsv`, `profiles.csv.zst`) stops the run rather
@@ -100,27 +101,40 @@ def discover(input_dir: Path, dataset: str) -> list[SourceFile]:
         if path.name.startswith("."):
             continue
         fmt = _format_of(path)
-        if path.is_file():
-            stem = (_stem(path) if fmt else path.name).lower()
-            if not (stem == dataset or stem.startswith(f"{dataset}-") or (not fmt and stem.startswith(f"{dataset}."))):
-                continue
-            if not fmt:
-                raise InputError(_unreadable_format(path.name))
-            found.append(SourceFile(dataset, path, path.name, fmt))
-        elif path.is_dir() and path.name.lower() == dataset:
-            parts = []
-            for part in sorted(path.rglob("*")):
-                if not part.is_file() or any(p.startswith((".", "_")) for p in part.relative_to(path).parts):
-                    continue  # hidden files, Spark's _SUCCESS and _committed_* markers
-                display = f"{path.name}/{part.relative_to(path)}"
-                if _format_of(part):
-                    parts.append(SourceFile(dataset, part, display, _format_of(part)))
-                elif _looks_like_data(part.name):
-                    raise InputError(_unreadable_format(display))
-            if not parts:
-                raise InputError(f"{input_dir / path.name}/: folder has no data files ({_known_suffixes()})")
-            found.extend(parts)
+        stem = (_stem(path) if fmt else path.name).lower()
+        named = stem == dataset or stem.startswith(f"{dataset}-")
+        if path.is_dir():
+            # `profiles/`, and what Spark's df.write.csv("profiles.csv") makes: a folder
+            # named like a file, holding the parts.
+            if path.name.lower() == dataset or (fmt and named):
+                found.extend(_parts(input_dir, path, dataset))
+            continue
+        if not (named or (not fmt and stem.startswith(f"{dataset}."))):
+            continue
+        if not path.is_file():
+            # A broken link, a pipe: skipped, its dataset would silently have no rows.
+            raise InputError(f"{path.name}: named like a dataset file but not a file that can be read "
+                             "(a broken link?); restore it, or move it out of the input folder")
+        if not fmt:
+            raise InputError(_unreadable_format(path.name))
+        found.append(SourceFile(dataset, path, path.name, fmt))
     return found
+
+
+def _parts(input_dir: Path, path: Path, dataset: str) -> list[SourceFile]:
+    """The data files of a dataset's folder, at any depth (Spark markers and hidden files left out)."""
+    parts = []
+    for part in sorted(path.rglob("*")):
+        if not part.is_file() or any(p.startswith((".", "_")) for p in part.relative_to(path).parts):
+            continue  # hidden files, Spark's _SUCCESS and _committed_* markers
+        display = f"{path.name}/{part.relative_to(path)}"
+        if _format_of(part):
+            parts.append(SourceFile(dataset, part, display, _format_of(part)))
+        elif _looks_like_data(part.name):
+            raise InputError(_unreadable_format(display))
+    if not parts:
+        raise InputError(f"{input_dir / path.name}/: folder has no data files ({_known_suffixes()})")
+    return parts
 
 
 def _looks_like_data(name: str) -> bool:

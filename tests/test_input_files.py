@@ -115,3 +115,30 @@ def test_other_files_and_spark_markers_are_still_ignored(input_dir, run_dir):
     assert_ok(validate(input_dir, run_dir))
 
     assert [e["path"] for e in read_manifest(run_dir)["inputs"]] == ["profiles/part-0.csv"]
+
+
+@pytest.mark.parametrize("folder", ["profiles.csv", "Profiles.CSV", "profiles-2026-11.parquet"])
+def test_a_folder_named_like_a_file_is_read_as_its_parts(input_dir, run_dir, folder):
+    # What Spark's df.write.csv("profiles.csv") makes. It was skipped: the dataset had no
+    # rows, and reconciliation then reported findings that were not there.
+    suffix = ".parquet" if folder.endswith(".parquet") else ".csv"
+    if suffix == ".csv":
+        write_csv(input_dir, f"{folder}/part-00000-a1.c000.csv", [["id"], ["p1"], ["p2"]])
+    else:
+        (input_dir / folder).mkdir()
+        pl.DataFrame({"id": ["p1", "p2"]}).write_parquet(input_dir / folder / "part-00000-a1.snappy.parquet")
+    write_file(input_dir, f"{folder}/_SUCCESS", "")
+
+    assert_ok(validate(input_dir, run_dir))
+
+    assert [e["path"] for e in read_manifest(run_dir)["inputs"]] == [f"{folder}/part-00000-a1{'.c000' if suffix == '.csv' else '.snappy'}{suffix}"]
+    assert read_validated(run_dir, "profiles")["id"].to_list() == ["p1", "p2"]
+
+
+def test_a_broken_link_named_for_a_dataset_stops_the_run(input_dir, run_dir):
+    write_csv(input_dir, "profiles.csv", [["id"], ["p1"]])
+    (input_dir / "returns.csv").symlink_to(input_dir / "gone" / "returns.csv")
+
+    from test_input_faults import assert_unreadable
+
+    assert_unreadable(validate(input_dir, run_dir), run_dir, "returns.csv", "not a file that can be read")
