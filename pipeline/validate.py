@@ -23,6 +23,7 @@ from pipeline.readers import LoadedFile, Loader, SourceFile, discover, require
 from schemas import DATASETS, Dataset
 from schemas.benefit_definitions import rule_problem
 
+RULE_COLUMN = "claim_condition"  # the one column whose values are JsonLogic rules
 REJECT_COLUMNS = '"dataset", source_file, source_row, "column", "check", value, reason, detail'
 REJECTS_DDL = """(
     dataset VARCHAR, source_file VARCHAR, source_row BIGINT, "column" VARCHAR, "check" VARCHAR,
@@ -268,7 +269,8 @@ def _pandera_rejects(context: RunContext, dataset: Dataset, typed: str, rejects:
             )
         finally:
             con.unregister("pandera_failures")
-    _explain_rules(context, rejects)
+    if RULE_COLUMN in dataset.schema.columns:
+        _explain_rules(context, typed, rejects)
 
 
 def _checked_part(schema: pa.DataFrameSchema) -> pa.DataFrameSchema:
@@ -348,15 +350,22 @@ def _pandera_chunk(dataset: Dataset, schema: pa.DataFrameSchema, frame: pl.DataF
     )
 
 
-def _explain_rules(context: RunContext, rejects: str) -> None:
-    """Say why each rejected claim condition does not compile (few rows: definitions)."""
+def _explain_rules(context: RunContext, typed: str, rejects: str) -> None:
+    """Say why each rejected claim condition does not compile (few rows: definitions).
+
+    The rule is read whole from the typed row: a reject's `value` keeps only 500 characters,
+    and a long rule cut there explained itself as JSON that ends too soon.
+    """
     rows = context.con.execute(
-        f"SELECT DISTINCT value FROM {rejects} WHERE reason = 'invalid_rule'"
+        f"""SELECT DISTINCT t.{db.quote(RULE_COLUMN)} FROM {rejects} r
+            JOIN {typed} t ON t.source_file = r.source_file AND t.source_row = r.source_row
+            WHERE r.reason = 'invalid_rule'"""
     ).fetchall()
-    for (value,) in rows:
+    for (rule,) in rows:
         context.con.execute(
-            f"UPDATE {rejects} SET detail = ? WHERE reason = 'invalid_rule' AND value = ?",
-            [rule_problem(value) or "rule does not compile", value],
+            f"""UPDATE {rejects} SET detail = ? WHERE reason = 'invalid_rule' AND (source_file, source_row) IN (
+                    SELECT source_file, source_row FROM {typed} WHERE {db.quote(RULE_COLUMN)} = ?)""",
+            [rule_problem(rule) or "rule does not compile", rule],
         )
 
 

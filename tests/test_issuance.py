@@ -391,6 +391,9 @@ def test_single_writes_one_call_per_benefit(tmp_path):
          "duplicate campaign id"),
         ('[[campaigns]]\nid = "x"\ndefinition = "birthday-gift"\naudience = \'{"regex": [1]}\'\n', "regex"),
         ('[[campaigns]]\nid = "x"\ndefinition = "birthday-gift"\naudience = \'{"==": [1\'\n', "not valid JSON"),
+        # Valid, but deeper than the compiler can recurse: it was an internal RecursionError.
+        ('[[campaigns]]\nid = "x"\ndefinition = "birthday-gift"\naudience = \'' + '{"!": ' * 500 + 'true'
+         + '}' * 500 + '\'\n', "rule nests 500 levels deep, more than the 256"),
     ],
 )
 def test_bad_campaign_stops_before_any_output(tmp_path, campaigns, message):

@@ -460,6 +460,35 @@ def test_unsupported_jsonlogic_operator_is_invalid_rule(input_dir, run_dir):
     assert "no_such_operator" in reject["detail"]
 
 
+def test_claim_condition_nested_too_deep_is_invalid_rule_and_one_a_level_less_is_accepted(input_dir, run_dir):
+    # 900 levels crashed the whole run with an internal RecursionError: one data row.
+    def nested(levels: int) -> str:
+        return '{"!": ' * levels + "true" + "}" * levels
+
+    write_csv(input_dir, "benefit_definitions.csv", [[*DEFINITION_HEADER, "claim_condition"],
+                                                     [1, "deep", "D", nested(900)], [2, "ok", "K", nested(256)]])
+
+    assert_ok(validate(input_dir, run_dir))
+
+    reject = only_reject(run_dir, "benefit_definitions")
+    assert (reject["source_row"], reject["column"], reject["reason"]) == (1, "claim_condition", "invalid_rule")
+    assert "nests 900 levels deep" in reject["detail"]
+
+
+def test_a_long_claim_condition_is_explained_from_the_whole_rule(input_dir, run_dir):
+    # A reject's value keeps 500 characters; the detail was worked out from that cut text,
+    # so a long rule with one unknown operator was "not valid JSON".
+    rule = '{"and": [' + ", ".join(['{"==": [{"var": "birth_month"}, 4]}'] * 20) + ', {"no_such_operator": [1]}]}'
+    assert len(rule) > 500
+    write_csv(input_dir, "benefit_definitions.csv", [[*DEFINITION_HEADER, "claim_condition"], [1, "long", "L", rule]])
+
+    assert_ok(validate(input_dir, run_dir))
+
+    reject = only_reject(run_dir, "benefit_definitions")
+    assert reject["reason"] == "invalid_rule"
+    assert "no_such_operator" in reject["detail"], reject["detail"]
+
+
 def test_claim_condition_that_does_not_parse_is_invalid_rule(input_dir, run_dir):
     write_csv(input_dir, "benefit_definitions.csv", [[*DEFINITION_HEADER, "claim_condition"], [1, "h", "N", '{"==": [1']])
 

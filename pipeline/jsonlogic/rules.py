@@ -69,7 +69,26 @@ def arg_path(node: dict, path: Path, index: int) -> Path:
     return (*path, op, index) if isinstance(raw, list) else (*path, op)
 
 
+# Nested arrays and objects a rule may hold. The checker and the compiler recurse a few
+# frames a level and Python stops near 1,000 frames: a valid rule 500 levels deep crashed
+# the run with a RecursionError instead of being refused.
+MAX_DEPTH = 256
+
+
+def depth(node: Any) -> int:
+    """How deep arrays and objects nest in a parsed rule (counted without recursion)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def check_node(node: Any, path: Path = ()) -> None:
+    if not path and (levels := depth(node)) > MAX_DEPTH:
+        raise RuleError(f"rule nests {levels} levels deep, more than the {MAX_DEPTH} a rule may")
     if node is None or isinstance(node, (bool, str)):
         return
     if isinstance(node, (int, float)):
