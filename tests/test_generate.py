@@ -248,6 +248,25 @@ def test_csv_times_are_local_with_offsets(csv_export):
     assert first["issued_at"][10] == "T" and first["issued_at"][-6] in "+-"
 
 
+def test_csv_offsets_are_the_zones_own_at_each_instant(csv_export):
+    # +09:30 (Adelaide, Darwin) was written +10:30: the CSV and Parquet exports of one seed
+    # then named instants an hour apart.
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    with (csv_export.folder / "benefits.csv").open(newline="", encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["issued_at"] and r["timezone"]]
+    checked = {}
+    for row in rows:
+        try:
+            at, zone = datetime.fromisoformat(row["issued_at"]), ZoneInfo(row["timezone"])
+        except (ValueError, KeyError):
+            continue  # a planted bad time or zone (ZoneInfoNotFoundError is a KeyError)
+        assert at.utcoffset() == at.astimezone(zone).utcoffset(), row
+        checked[row["timezone"]] = at.utcoffset()
+    assert {"Australia/Adelaide", "Australia/Darwin"} & set(checked), sorted(checked)
+
+
 def test_same_seed_gives_identical_files_and_another_seed_differs(tmp_path):
     # Regenerating into the same folder rewrites every file byte for byte, truth/ included.
     assert invoke(["generate", "--out", tmp_path / "a", "--profiles", 2000, "--seed", 11]).exit_code == 0

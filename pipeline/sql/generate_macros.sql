@@ -46,10 +46,12 @@ CREATE OR REPLACE TEMP MACRO gen_profile_tier(seed, n) AS CASE
 
 -- An instant as ISO 8601 local time with its UTC offset in `zone` (2026-11-22T09:00:00+11:00),
 -- as Omneo exports it.
+-- In whole seconds: `//` of a DOUBLE is no integer division in DuckDB (34200.0 // 3600 is 9.5,
+-- which cast to BIGINT rounds to 10), so +09:30 (Darwin, Adelaide) was written +10:30.
 CREATE OR REPLACE TEMP MACRO gen_offset_text(seconds) AS
     CASE WHEN seconds < 0 THEN '-' ELSE '+' END
-    || lpad((abs(seconds) // 3600)::BIGINT::VARCHAR, 2, '0') || ':'
-    || lpad((abs(seconds) % 3600 // 60)::BIGINT::VARCHAR, 2, '0');
+    || lpad((CAST(round(abs(seconds)) AS BIGINT) // 3600)::VARCHAR, 2, '0') || ':'
+    || lpad((CAST(round(abs(seconds)) AS BIGINT) % 3600 // 60)::VARCHAR, 2, '0');
 CREATE OR REPLACE TEMP MACRO gen_iso(ts, zone) AS
     strftime(timezone(zone, ts), '%Y-%m-%dT%H:%M:%S')
     || gen_offset_text(epoch(timezone(zone, ts)) - epoch(ts));
