@@ -7,6 +7,7 @@ succeed.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import time
@@ -20,6 +21,7 @@ from pipeline.campaigns import Campaign
 from pipeline.context import RunContext, new_commit_id
 from pipeline.errors import CampaignError, RuleError
 from pipeline.jsonlogic import Variables, compile_condition
+from pipeline.jsonlogic.rules import parse_rule
 
 PLAN_COLUMNS = (
     "campaign_id, profile_id, definition_id, definition_handle, decision, reason, issued_at_local, "
@@ -83,10 +85,10 @@ def prepare(context: RunContext, options: Options) -> Prepared:
     """
     definitions = _resolve_definitions(context, options.campaigns)
     rule_texts = [c.audience for c in options.campaigns] + [d["claim_condition"] for d in definitions.values()]
-    variables, columns, create = describe_profile_context(
+    variables, columns, create, available = describe_profile_context(
         context, rule_texts, priorities=[c.priority_column for c in options.campaigns]
     )
-    rules = [_compile(c, definitions[c.id], variables, columns) for c in options.campaigns]
+    rules = [_compile(c, definitions[c.id], variables, columns, available) for c in options.campaigns]
     return Prepared(definitions, rules, create)
 
 
@@ -94,15 +96,16 @@ def build_profile_context(
     context: RunContext, rules: list, priorities: list[str] = (), only_profiles: str | None = None
 ) -> tuple[Variables, dict[str, str]]:
     """Create table `profile_context` (contract §3); return the rule variables that read it."""
-    variables, columns, create = describe_profile_context(context, rules, priorities, only_profiles)
+    variables, columns, create, _ = describe_profile_context(context, rules, priorities, only_profiles)
     context.con.execute(create, _context_params(context))
     return variables, columns
 
 
 def describe_profile_context(
     context: RunContext, rules: list, priorities: list[str] = (), only_profiles: str | None = None
-) -> tuple[Variables, dict[str, str], str]:
-    """The variables and columns of `profile_context`, and the statement that creates it.
+) -> tuple[Variables, dict[str, str], str, list[str]]:
+    """The variables and columns of `profile_context`, the statement that creates it, and
+    every column it could have (what a rule may name).
 
     Only the columns `rules` and `priorities` can read are kept: DuckDB then skips the rest
     of the context query (a full copy of every profile column costs seconds at 10M).
@@ -134,7 +137,7 @@ def describe_profile_context(
     select = f"SELECT {selected} FROM ({context_sql})"
     columns = {name: kind for name, kind, *_ in db.rows(con, f"DESCRIBE {select}", params)}
     variables = Variables.from_columns(columns, json_columns=["attributes"])
-    return variables, columns, f"CREATE OR REPLACE TABLE profile_context AS {select}"
+    return variables, columns, f"CREATE OR REPLACE TABLE profile_context AS {select}", available
 
 
 def _context_params(context: RunContext) -> dict:
@@ -234,7 +237,7 @@ def _resolve_definitions(context: RunContext, campaigns: list[Campaign]) -> dict
 
 
 def _compile(
-    campaign: Campaign, definition: dict, variables: Variables, columns: dict[str, str]
+    campaign: Campaign, definition: dict, variables: Variables, columns: dict[str, str], available: list[str]
 ) -> tuple[str, str, str]:
     """The campaign's audience and the definition's claim condition as SQL, and its priority."""
     try:
@@ -251,6 +254,16 @@ def _compile(
         raise CampaignError(
             f"campaign {campaign.id!r}: claim_condition of {definition['handle']!r}: {error}"
         ) from None
+    unknown = sorted(path for path in _profile_paths(parse_rule(campaign.audience)) if not _reaches(path, available)) \
+        if campaign.audience is not None else []
+    if unknown:
+        # JsonLogic reads a missing variable as null, and null passes `<=`: a typo in an
+        # audience once issued a campaign to every profile, without a word.
+        close = difflib.get_close_matches(unknown[0], available, n=1)
+        raise CampaignError(
+            f"campaign {campaign.id!r}: audience reads {unknown[0]!r}, which is no profile variable"
+            + (f" (did you mean {close[0]!r}?)" if close else "")
+        )
     if campaign.priority_column not in columns:
         raise CampaignError(
             f"campaign {campaign.id!r}: priority {campaign.priority!r} is not a profile variable "
@@ -361,6 +374,34 @@ def _columns_read(rules: list, priorities: list[str], available: list[str]) -> l
         # "attributes.comms.email_promo" reads column "attributes"; "tier.handle" is a column.
         wanted |= {name for name in available if path == name or path.startswith(name + ".")}
     return [name for name in available if name in wanted]
+
+
+# Operators whose later arguments run once per element, where `var` reads the element.
+_LAMBDAS = ("map", "filter", "reduce", "all", "none", "some")
+
+
+def _profile_paths(node) -> set[str]:
+    """The static paths a rule reads from the profile (not inside a lambda, not computed)."""
+    if isinstance(node, list):
+        return set().union(*(_profile_paths(item) for item in node))
+    if not isinstance(node, dict) or len(node) != 1:
+        return set()
+    (operator, args), = node.items()
+    listed = args if isinstance(args, list) else [args]
+    if operator == "var" and listed and isinstance(listed[0], str) and listed[0] != "":
+        return {listed[0]} | _profile_paths(listed[1:])
+    if operator in ("missing", "missing_some"):
+        names = listed[1] if operator == "missing_some" and len(listed) > 1 else listed
+        return {n for n in (names if isinstance(names, list) else [names]) if isinstance(n, str) and n != ""}
+    if operator in _LAMBDAS:
+        # The array, and reduce's initial value, are read in the profile's scope.
+        return _profile_paths(listed[:1] + listed[2:3] if operator == "reduce" else listed[:1])
+    return _profile_paths(listed)
+
+
+def _reaches(path: str, columns: list[str]) -> bool:
+    """A path names a context column, or a part of one (`attributes.comms.email_promo`)."""
+    return any(path == name or path.startswith(name + ".") for name in columns)
 
 
 def _var_paths(node) -> set[str] | None:

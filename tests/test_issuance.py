@@ -391,6 +391,11 @@ def test_single_writes_one_call_per_benefit(tmp_path):
          "duplicate campaign id"),
         ('[[campaigns]]\nid = "x"\ndefinition = "birthday-gift"\naudience = \'{"regex": [1]}\'\n', "regex"),
         ('[[campaigns]]\nid = "x"\ndefinition = "birthday-gift"\naudience = \'{"==": [1\'\n', "not valid JSON"),
+        # A typo reads as null, and null passes <=: every profile was in the audience.
+        ('[[campaigns]]\nid = "x"\ndefinition = "birthday-gift"\naudience = \'{"<=": [{"var": "days_since_join"}, 30]}\'\n',
+         "audience reads 'days_since_join', which is no profile variable (did you mean 'days_since_joined'?)"),
+        ('[[campaigns]]\nid = "x"\ndefinition = "birthday-gift"\naudience = \'{"missing": ["tier_hadle"]}\'\n',
+         "audience reads 'tier_hadle'"),
         # Valid, but deeper than the compiler can recurse: it was an internal RecursionError.
         ('[[campaigns]]\nid = "x"\ndefinition = "birthday-gift"\naudience = \'' + '{"!": ' * 500 + 'true'
          + '}' * 500 + '\'\n', "rule nests 500 levels deep, more than the 256"),
@@ -404,6 +409,21 @@ def test_bad_campaign_stops_before_any_output(tmp_path, campaigns, message):
     assert not (tmp_path / "run" / "manifest.json").exists()
     assert not (tmp_path / "run" / "issuance").exists()
     assert not (tmp_path / "run" / "validated").exists()
+
+
+def test_names_read_inside_a_lambda_or_under_a_json_column_are_not_profile_variables_to_check(tmp_path):
+    # Inside some/all/map a var reads the element; under attributes, the JSON. Neither is a
+    # typo of a profile variable, so neither stops the run.
+    people = [profile("p1", tags='["vip"]', attributes='{"comms": {"email_promo": true}}'), profile("p2", tags='[]')]
+    audience = ('{"and": [{"some": [{"var": "tags"}, {"==": [{"var": ""}, "vip"]}]}, '
+                '{"none": [{"var": "tags"}, {"==": [{"var": "no_such_field"}, 1]}]}, '
+                '{"var": "attributes.comms.email_promo"}]}')
+    scenario(tmp_path, people, [definition()], ONE_CAMPAIGN + f"audience = '{audience}'\n")
+
+    result = issue(tmp_path)
+
+    assert result.exit_code == 0, result.output
+    assert plan(tmp_path)["profile_id"].to_list() == ["p1"]
 
 
 # The profile context holds only what rules read; what they read must still be right ---------
