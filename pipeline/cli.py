@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import click
 
 from pipeline import __version__
-from pipeline.errors import ConfigError, PipelineError, PushError, StateError
+from pipeline.errors import CampaignError, ConfigError, PipelineError, PushError, StateError
 from pipeline.files import sha256_of
 from pipeline.log import Log
 
@@ -347,10 +347,20 @@ def _issuing(options: dict, log: Log, required: dict[str, tuple[str, ...]]):
             context.open()
             _check_resumed_state(context, stage.state_dir)
             _check_nothing_undelivered_is_replaced(context, stage.state_dir)
-            validated, prepared = _validate(context, lambda: issuance.prepare(context, stage), required)
+            validated, prepared = _validate(context, lambda: _prepare(options, context, stage), required)
             yield context, stage, validated, prepared
     finally:
         context.close()
+
+
+def _prepare(options: dict, context: RunContext, stage):
+    """issuance.prepare, its faults naming the campaigns file as the file's own faults do."""
+    from pipeline import issuance
+
+    try:
+        return issuance.prepare(context, stage)
+    except CampaignError as error:
+        raise CampaignError(f"{options['campaigns_file']}: {error}") from None
 
 
 def _check_resumed_state(context: RunContext, state_dir: Path) -> None:

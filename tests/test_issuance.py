@@ -406,6 +406,8 @@ def test_bad_campaign_stops_before_any_output(tmp_path, campaigns, message):
     result = issue(tmp_path)
     assert result.exit_code == 1
     assert "campaign 'x'" in result.output and message in result.output
+    # One line naming the file, whichever check found the fault.
+    assert result.output.startswith(f"error: {tmp_path / 'campaigns.toml'}: campaign 'x': "), result.output
     assert not (tmp_path / "run" / "manifest.json").exists()
     assert not (tmp_path / "run" / "issuance").exists()
     assert not (tmp_path / "run" / "validated").exists()
