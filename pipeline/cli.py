@@ -150,6 +150,12 @@ def reports_errors(command: Callable) -> Callable:
                 raise
             log.error(str(error), error.hint)
             sys.exit(error.exit_code)
+        except BrokenPipeError:
+            # Whoever read stdout stopped (`query ... | head`): no fault to report. Quiet, with
+            # the status a shell gives a command its pipe's reader left (128 + SIGPIPE); stdout
+            # goes to /dev/null so the interpreter's own flush at exit cannot complain again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
         except OSError as error:  # the machine's fault (disk full, no permission): name the file
             if debug:
                 raise

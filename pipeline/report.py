@@ -216,7 +216,8 @@ def headlines(figures: Figures) -> list[tuple[str, int, bool]]:
     wanted = [
         ("inputs", "rows_rejected", "input rows rejected", True),
         ("issuance", "benefits_issued", "benefits issued", False),
-        ("issuance", "skipped", "profiles skipped", False),
+        # A plan row is one campaign's decision on one profile: a profile two campaigns skip counts twice.
+        ("issuance", "skipped", "skips (campaign × profile)", False),
         ("reconciliation", "paired", "POS usages paired", False),
         ("reconciliation", "exceptions", "exceptions", True),
         ("reconciliation", "exceptions_error", "errors", True),

@@ -264,8 +264,13 @@ def _one_select(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.Statement:
         raise _refused(f"{len(statements)} statements")
     [statement] = statements
     if kinds != ["SELECT"]:
-        raise _refused("several statements in one, as a PIVOT without IN (…) is" if kinds == ["MULTI"]
-                       else f"a {kinds[0]} statement")
+        if kinds == ["MULTI"]:
+            raise _refused("several statements in one, as a PIVOT without IN (…) is")
+        # Named as written: DuckDB files INSTALL under LOAD, CHECKPOINT under CALL, USE under SET.
+        word = (statement.query.split(None, 1) or [kinds[0]])[0].upper()
+        word = word if word.isalpha() and word != "WITH" else kinds[0]
+        vowel = word[0] in "AEIO" or (word[0] == "U" and not word.startswith("US"))  # an UPDATE, a USE
+        raise _refused(f"{'an' if vowel else 'a'} {word} statement")
     tree = json.loads(db.scalar(con, "SELECT json_serialize_sql(?)", [statement.query]))
     if tree.get("error"):
         raise _refused(tree.get("error_message") or "DuckDB cannot read it as a SELECT")

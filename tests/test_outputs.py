@@ -69,7 +69,7 @@ HEADLINE_METRICS = {
     "input rows accepted": None,
     "input rows rejected": ("inputs", "rows_rejected"),
     "benefits issued": ("issuance", "benefits_issued"),
-    "profiles skipped": ("issuance", "skipped"),
+    "skips (campaign × profile)": ("issuance", "skipped"),
     "POS usages paired": ("reconciliation", "paired"),
     "exceptions": ("reconciliation", "exceptions"),
     "errors": ("reconciliation", "exceptions_error"),
@@ -338,7 +338,8 @@ def summary_from_files(run_dir: Path) -> dict[tuple[str, str], int]:
     figures["reconciliation", "benefits"] = ledger.height
     figures["reconciliation", "benefits_over_redeemed"] = ledger.filter(pl.col("status") == "over_redeemed").height
     figures["reconciliation", "pos_usages"] = matches["transaction_external_id"].count()
-    figures["reconciliation", "omneo_redemption_items"] = matches["redemption_item_id"].count()
+    # Every Omneo row: a flat redemption is one item without an item id.
+    figures["reconciliation", "omneo_redemption_items"] = matches.filter(pl.col("match") != "usage_only").height
     figures["reconciliation", "paired"] = matches.filter(pl.col("match") == "paired").height
     figures["reconciliation", "exceptions"] = exceptions.height
     figures["reconciliation", "exceptions_error"] = exceptions.filter(pl.col("severity") == "error").height
@@ -490,6 +491,21 @@ def test_query_csv_has_a_header_every_row_empty_nulls_and_iso_times(run_dir, pla
 
 NESTED = ("SELECT [1, 2] AS list, {'a': [1, 2], 'b': NULL} AS struct, NULL::VARCHAR AS nothing, "
           "TIMESTAMPTZ '2026-11-22 09:00:00+11:00' AS at, 1.50::DECIMAL(5, 2) AS amount")
+
+
+def test_query_whose_reader_stops_early_exits_quietly(run_dir):
+    # `omneo-bulk query ... | head -2` said "error: Broken pipe" and blamed the folder's
+    # permissions. Now: nothing on stderr, and the shell's status for a closed pipe.
+    from nights import OMNEO_BULK, environment
+
+    process = subprocess.Popen([OMNEO_BULK, "query", "--out", str(run_dir), "--format", "csv",
+                                "SELECT * FROM range(5000000)"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=environment())
+    assert process.stdout.readline() == b"range\n"
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 141, stderr
+    assert stderr == ""
 
 
 def test_query_csv_writes_lists_and_structs_as_json(run_dir):

@@ -203,6 +203,17 @@ def test_statements_other_than_a_select_are_refused(fresh, sql):
     assert_nothing_written(fresh, before)
 
 
+@pytest.mark.parametrize("sql, named", [("INSTALL httpfs", "an INSTALL statement"), ("CHECKPOINT", "a CHECKPOINT statement"),
+                                        ("USE memory", "a USE statement"), ("ATTACH ':memory:' AS m", "an ATTACH statement"),
+                                        ("EXPLAIN SELECT 1", "an EXPLAIN statement")])
+def test_a_refused_statement_is_named_as_written(fresh, sql, named):
+    # DuckDB's own type names called INSTALL "a LOAD statement" and CHECKPOINT "a CALL" one.
+    result = query(fresh, sql)
+
+    assert_refused(result)
+    assert named in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize("form", ["call", "select"])
 def test_duckdb_logging_cannot_be_turned_on_to_write_a_file(fresh, form):
     # CALL is refused as a statement; the same table function in a SELECT is stopped by the lock.

@@ -976,3 +976,22 @@ def test_optional_datasets_may_be_absent(tmp_path):
     run = reconcile(tmp_path, export)
     assert run.categories() == []
     expect(run.ledger_row(1001), redeemed=1, status="fully_redeemed", computed_remaining=0)
+
+
+def test_a_flat_redemption_counts_as_an_omneo_item_in_the_summary_and_the_report(tmp_path):
+    # A flat redemption has no item id: counted by item id, the summary and the report's
+    # per-day chart left it out, and the chart showed the POS ahead of Omneo on its day.
+    export = Export(
+        benefits=[benefit(1001, "p1", 94, 0)],
+        redemptions=[redemption(9001, "p1", "2026-11-10T03:00:00Z", 1001, 1)],
+        transactions=[usage("T1", "2026-11-10T03:00:00Z", "p1", benefit_id=1001)],
+    )
+    run = reconcile(tmp_path, export)
+    assert run.matches.select("match", "redemption_item_id").rows() == [("paired", None)]
+    assert_ok(invoke(["report", "--out", run.path]))
+
+    summary = invoke(["query", "--out", run.path, "--format", "csv",
+                      "SELECT value FROM summary WHERE metric = 'omneo_redemption_items'"])
+    assert summary.output.splitlines()[1:] == ["1"]
+    html = (run.path / "report.html").read_text(encoding="utf-8")
+    assert "2026-11-10 · Omneo: 1<" in html and "2026-11-10 · POS: 1<" in html

@@ -22,7 +22,7 @@ WITH days AS (
     SELECT CAST($last_day AS DATE) - CAST(back AS INTEGER) AS day FROM range(30) t(back)
 ), sides AS (
     SELECT (redeemed_at AT TIME ZONE $timezone)::DATE AS day, 'Omneo' AS series
-    FROM matches WHERE redemption_item_id IS NOT NULL
+    FROM matches WHERE match <> 'usage_only'  -- items and flat redemptions (no item id)
     UNION ALL
     SELECT (transacted_at AT TIME ZONE $timezone)::DATE, 'POS'
     FROM matches WHERE transaction_external_id IS NOT NULL

@@ -28,8 +28,10 @@ SELECT 'reconciliation', metric, value FROM (
 
 -- part: matches
 SELECT 'reconciliation', metric, value FROM (
+    -- An Omneo row is paired or item_only; a flat redemption (no items) is one item with no
+    -- item id, so counting item ids left 1,078 of 5,335 out at 20k profiles.
     SELECT count(transaction_external_id)               AS pos_usages,
-           count(redemption_item_id)                    AS omneo_redemption_items,
+           count(*) FILTER (WHERE match <> 'usage_only') AS omneo_redemption_items,
            count(*) FILTER (WHERE match = 'paired')     AS paired
     FROM matches
 ) UNPIVOT (value FOR metric IN (pos_usages, omneo_redemption_items, paired))
