@@ -193,12 +193,13 @@ def render_html(figures: Figures) -> str:
         _section("recent-runs", "Tonight beside the recent runs",
                  "Benefits issued by the runs of this state folder, oldest first; push refuses a night far above "
                  "their median.", _bars_chart("recent", figures.parts.get("recent_runs"))),
-        _section("campaign-changes", "Issued per campaign: the last run and tonight", "",
-                 _table(figures.parts.get("campaign_changes"))),
+        _section("campaign-changes", "Issued per campaign: the last run and tonight",
+                 "Benefits issued per campaign by the previous run of this state folder and by tonight's.",
+                 _table(figures.parts.get("campaign_changes"),
+                        "No earlier run in this state folder to compare with.")),
         _section("push", "Push to Omneo",
-                 "Calls per payload kind and state after the last push; the calls to look at below. "
-                 "Not pushed yet when empty.", _bars_chart("push", figures.parts.get("push_by_kind"))
-                 + _table(figures.parts.get("push_to_review"))),
+                 "Calls per payload kind and state after the last push; the calls to look at below.",
+                 _push(figures)),
         f"<footer>Written by omneo-bulk {e(manifest.get('version', ''))}. Figures come from warehouse.duckdb "
         "in this folder; query it with <code>omneo-bulk query</code>.</footer>",
     ]
@@ -260,8 +261,16 @@ def _legend(colours: dict[str, str]) -> str:
     ) + "</div>"
 
 
-def _no_data() -> str:
-    return "<p class=\"empty\">Nothing to show for this run.</p>"
+def _no_data(message: str = "Nothing to show for this run.") -> str:
+    return f"<p class=\"empty\">{html.escape(message)}</p>"
+
+
+def _push(figures: Figures) -> str:
+    """The push's calls per kind and state, and those to review; one line before any push."""
+    if not (figures.parts.get("push_by_kind") or (None, []))[1]:
+        return _no_data("Not pushed yet: omneo-bulk push --out (this folder) sends its payloads.")
+    return (_bars_chart("push", figures.parts.get("push_by_kind"))
+            + _table(figures.parts.get("push_to_review"), "No call to review: every call has its answer."))
 
 
 def _bars_chart(name: str, part: tuple[list[str], list[tuple]] | None) -> str:
@@ -335,9 +344,9 @@ def _figure(name: str, width: int, height: int, shapes: list[str], colours: dict
     )
 
 
-def _table(part: tuple[list[str], list[tuple]] | None) -> str:
+def _table(part: tuple[list[str], list[tuple]] | None, empty: str = "Nothing to show for this run.") -> str:
     if not part or not part[1]:
-        return _no_data()
+        return _no_data(empty)
     columns, rows = part
     numeric = [all(isinstance(r[i], (int, float)) or r[i] is None for r in rows) for i in range(len(columns))]
     def cell(tag: str, value: object, number: bool) -> str:

@@ -493,6 +493,20 @@ NESTED = ("SELECT [1, 2] AS list, {'a': [1, 2], 'b': NULL} AS struct, NULL::VARC
           "TIMESTAMPTZ '2026-11-22 09:00:00+11:00' AS at, 1.50::DECIMAL(5, 2) AS amount")
 
 
+def test_a_section_with_nothing_yet_says_why_once(run_dir):
+    # The push section printed "Nothing to show for this run." twice (its chart and its
+    # table) before any push, and the per-campaign comparison had no caption at all.
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    push = html[html.index('<section id="push">'):]
+    push = push[:push.index("</section>")]
+    assert push.count('class="empty"') == 1
+    assert "Not pushed yet" in push
+    changes = html[html.index('<section id="campaign-changes">'):]
+    changes = changes[:changes.index("</section>")]
+    assert "<figcaption></figcaption>" not in changes
+    assert "No earlier run in this state folder" in changes
+
+
 def test_query_whose_reader_stops_early_exits_quietly(run_dir):
     # `omneo-bulk query ... | head -2` said "error: Broken pipe" and blamed the folder's
     # permissions. Now: nothing on stderr, and the shell's status for a closed pipe.
