@@ -37,7 +37,8 @@ def parse_as_of(text: str | None, naive_timezone: str = "UTC") -> datetime:
             f"--as-of {text!r} is not a timestamp (use ISO 8601 or 'YYYY-MM-DD HH:MM:SS')"
         ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone(naive_timezone, "--naive-timezone"))
+        zone(naive_timezone, "--naive-timezone")
+        return zones.wall_to_utc(moment, naive_timezone)
     return moment.astimezone(timezone.utc)
 
 

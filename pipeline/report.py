@@ -14,9 +14,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-from pipeline import db, failpoints, history, warehouse
+from pipeline import db, failpoints, history, warehouse, zones
 from pipeline.context import RunContext
 from pipeline.errors import ConfigError
 from pipeline.runfolder import MANIFEST
@@ -100,8 +99,8 @@ def gather(run_dir: Path, manifest: dict) -> Figures:
         settings = manifest.get("settings", {})
         figures = Figures(manifest, db.rows(con, "SELECT area, metric, value FROM summary"),
                           timezone=settings.get("default_timezone", "UTC"))
-        as_of = datetime.fromisoformat(manifest["as_of"]).astimezone(ZoneInfo(figures.timezone))
-        params = {"redemptions_per_day": {"timezone": figures.timezone, "last_day": as_of.date()}}
+        last_day = zones.local_date(datetime.fromisoformat(manifest["as_of"]), figures.timezone)
+        params = {"redemptions_per_day": {"timezone": figures.timezone, "last_day": last_day}}
         for name, sql in db.sql_parts("report").items():
             if NEEDS[name] in views:
                 result = con.execute(sql, params.get(name))

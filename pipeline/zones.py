@@ -7,6 +7,7 @@ that a name accepted anywhere can be used by every later stage.
 from __future__ import annotations
 
 import functools
+from datetime import date, datetime, timezone
 from importlib import resources
 
 
@@ -20,3 +21,31 @@ def usable() -> frozenset[str]:
     with duckdb.connect() as con:
         known = {name for (name,) in con.execute("SELECT name FROM pg_timezone_names()").fetchall()}
     return frozenset(name for name in listed if name in known)
+
+
+# Python's zoneinfo reads the machine's zone database before the tzdata package, and its rules
+# can be older than DuckDB's ICU, which every SQL stage converts with (this machine's 2025b
+# against ICU's 2026f disagreed for 15 zones, America/Vancouver among them, from 2026-11).
+# It also picks the first of two instants in a DST overlap where ICU picks the later one. So
+# the few conversions done outside SQL go through ICU too: one rule set for the whole run.
+
+
+def wall_to_utc(moment: datetime, name: str) -> datetime:
+    """The UTC instant of a wall time in zone `name`, as DuckDB reads a naive input value
+    (in a gap, the time after it; in an overlap, the later instant)."""
+    import duckdb
+
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        (instant,) = con.execute("SELECT timezone(?, CAST(? AS TIMESTAMP))", [name, moment.replace(tzinfo=None)]).fetchone()
+    return instant.astimezone(timezone.utc)
+
+
+def local_date(instant: datetime, name: str) -> date:
+    """The calendar date in zone `name` at an instant."""
+    import duckdb
+
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        (day,) = con.execute("SELECT CAST(timezone(?, CAST(? AS TIMESTAMPTZ)) AS DATE)", [name, instant]).fetchone()
+    return day

@@ -15,7 +15,7 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from conftest import assert_ok, invoke, read_rejects, read_validated, validate, write_csv, write_file
+from conftest import assert_ok, invoke, read_manifest, read_rejects, read_validated, validate, write_csv, write_file
 from pipeline.cli import main
 from schemas._common import IANA_TIMEZONES
 
@@ -101,3 +101,20 @@ def test_a_campaign_in_a_zone_duckdb_cannot_convert_stops_before_any_output(tmp_
     assert result.exit_code == 1, result.output
     assert "campaign 'c': timezone 'localtime' is not an IANA time zone" in result.output
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("wall, zone", [
+    ("2026-04-05 02:30:00", "Australia/Melbourne"),  # twice that night: the later, standard time
+    ("2026-10-04 02:30:00", "Australia/Melbourne"),  # never that night: the time after the gap
+    ("2026-11-15 09:00:00", "America/Vancouver"),    # rules the system's zone files may not have yet
+])
+def test_a_naive_as_of_is_the_instant_the_same_text_is_in_an_input(input_dir, run_dir, wall, zone):
+    # --as-of was converted by Python's zoneinfo: the first instant of an overlap (inputs
+    # take the later), and the machine's zone files before tzdata's, unlike DuckDB's ICU.
+    # A sale written at the run's own clock then came an hour after it.
+    write_csv(input_dir, "profiles.csv", [["id", "joined_at"], ["p1", wall]])
+
+    assert_ok(validate(input_dir, run_dir, "--as-of", wall, "--naive-timezone", zone))
+
+    as_of = datetime.fromisoformat(read_manifest(run_dir)["as_of"])
+    assert as_of == read_validated(run_dir, "profiles")["joined_at"][0]

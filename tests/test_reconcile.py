@@ -995,3 +995,19 @@ def test_a_flat_redemption_counts_as_an_omneo_item_in_the_summary_and_the_report
     assert summary.output.splitlines()[1:] == ["1"]
     html = (run.path / "report.html").read_text(encoding="utf-8")
     assert "2026-11-10 · Omneo: 1<" in html and "2026-11-10 · POS: 1<" in html
+
+
+def test_the_report_days_end_on_the_as_of_day_in_the_zone_icu_gives(tmp_path):
+    # The chart's last day was worked out by Python's zoneinfo, whose rules (the machine's
+    # zone files first) can lag DuckDB's: Vancouver keeps -07 from 2026-11, so 00:30 local on
+    # the 21st was 23:30 on the 20th, and a sale at 00:10 fell off the chart.
+    export = Export(
+        benefits=[benefit(1001, "p1", 94, 0, timezone="America/Vancouver")],
+        redemptions=[redemption(9001, "p1", "2026-11-21T07:10:00Z", 1001, 1)],
+        transactions=[usage("T1", "2026-11-21T07:10:00Z", "p1", benefit_id=1001)],
+    )
+    run = reconcile(tmp_path, export, "--as-of", "2026-11-21T00:30:00-07:00", "--default-timezone", "America/Vancouver")
+    assert_ok(invoke(["report", "--out", run.path]))
+
+    html = (run.path / "report.html").read_text(encoding="utf-8")
+    assert "2026-11-21 · POS: 1<" in html, "the sale's day is not on the chart"
