@@ -240,6 +240,32 @@ def test_expiry_on_dst_change_days(tmp_path, issued_at, period, issued_utc, expi
     assert row["expires_at_utc"] == expires_utc
 
 
+@pytest.mark.parametrize(
+    ("zone", "issued_at", "issued_local", "issued_utc", "expires_local", "expires_utc"),
+    [
+        # 02:30 on 4 October 2026 never was in Melbourne: the plan and the payload said 02:30
+        # beside an instant that reads 03:30 AEDT.
+        ("Australia/Melbourne", "2026-10-04 02:30:00", datetime(2026, 10, 4, 3, 30), utc(2026, 10, 3, 16, 30),
+         datetime(2026, 10, 4, 23, 59, 59), utc(2026, 10, 4, 12, 59, 59)),
+        # Nuuk goes from -02 to -01 at 23:00 on 28 March 2026: that day ends at 22:59:59. Its
+        # 23:59:59, which never was, read as 00:59:59 the next day, an hour into the 29th.
+        ("America/Nuuk", "2026-03-28 10:00:00", datetime(2026, 3, 28, 10, 0), utc(2026, 3, 28, 12, 0),
+         datetime(2026, 3, 28, 22, 59, 59), utc(2026, 3, 29, 0, 59, 59)),
+    ],
+)
+def test_times_that_never_were_are_the_ones_their_instants_read(tmp_path, zone, issued_at, issued_local, issued_utc,
+                                                                  expires_local, expires_utc):
+    campaigns = f'[[campaigns]]\nid = "c"\ndefinition = "birthday-gift"\nissued_at = "{issued_at}"\n'
+    scenario(tmp_path, [profile("p1", timezone=zone)], [definition(period=0)], campaigns)
+    assert issue(tmp_path).exit_code == 0
+    row = plan(tmp_path).row(0, named=True)
+    assert (row["issued_at_local"], row["issued_at_utc"]) == (issued_local, issued_utc)
+    assert (row["expires_at_local"], row["expires_at_utc"]) == (expires_local, expires_utc)
+    [call] = [json.loads(line) for line in (tmp_path / "run" / "payloads" / "benefits").glob("*.ndjson").__next__()
+              .read_text().splitlines()]
+    assert call["body"]["benefits"][0]["issued_at"] == issued_local.strftime("%Y-%m-%d %H:%M:%S")
+
+
 def test_null_period_has_no_expiry(tmp_path):
     scenario(tmp_path, [profile("p1")], [definition(period="")], ONE_CAMPAIGN)
     assert issue(tmp_path).exit_code == 0

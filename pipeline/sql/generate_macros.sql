@@ -56,6 +56,7 @@ CREATE OR REPLACE TEMP MACRO gen_iso(ts, zone) AS
     strftime(timezone(zone, ts), '%Y-%m-%dT%H:%M:%S')
     || gen_offset_text(epoch(timezone(zone, ts)) - epoch(ts));
 
--- 23:59:59 local on the local date of `ts` plus `days`: how Omneo computes an expiry.
+-- 23:59:59 local on the local date of `ts` plus `days`: how Omneo computes an expiry (the
+-- second before the next local midnight, as plan_campaign.sql has it).
 CREATE OR REPLACE TEMP MACRO gen_end_of_day(ts, zone, days) AS
-    timezone(zone, (CAST(timezone(zone, ts) AS DATE) + days::INTEGER)::TIMESTAMP + INTERVAL '23:59:59');
+    timezone(zone, (CAST(timezone(zone, ts) AS DATE) + days::INTEGER + 1)::TIMESTAMP) - INTERVAL 1 SECOND;

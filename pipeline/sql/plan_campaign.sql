@@ -13,15 +13,22 @@ WITH d AS (
     -- Every time depends only on the zone (issued_at is campaign-wide): convert once per
     -- zone, not once per profile. ICU conversions are the costly part of this query.
     SELECT z.tz,
-           -- issued_at is a local wall time in the benefit's zone; default: as_of.
-           coalesce(CAST($issued_at_local AS TIMESTAMP), timezone(z.tz, $as_of))         AS issued_at_local,
+           -- issued_at is a local wall time in the benefit's zone; default: as_of. Given, it
+           -- is the wall time of its own instant: one in a DST gap (02:30 the night clocks
+           -- go 02:00 -> 03:00) is the 03:30 its instant reads, not a time that never was.
+           coalesce(timezone(z.tz, timezone(z.tz, CAST($issued_at_local AS TIMESTAMP))),
+                    timezone(z.tz, $as_of))                                               AS issued_at_local,
            CASE WHEN $issued_at_local IS NULL THEN $as_of
                 ELSE timezone(z.tz, CAST($issued_at_local AS TIMESTAMP)) END               AS issued_at_utc
     FROM (SELECT DISTINCT tz FROM considered) z
 ), zone_times AS (
     SELECT z.*,
-           -- 23:59:59 local on (local issue date + period days), then capped at end_at.
-           least(timezone(z.tz, (CAST(z.issued_at_local AS DATE) + CAST(d.period AS INTEGER)) + TIME '23:59:59'),
+           -- 23:59:59 local on (local issue date + period days), then capped at end_at: the
+           -- second before the next local midnight, which is 23:59:59 on every day but one
+           -- whose 23:59:59 never was (America/Nuuk springs forward at 23:00): read after
+           -- the gap, that was 00:59:59 the next day.
+           least(timezone(z.tz, (CAST(z.issued_at_local AS DATE) + CAST(d.period AS INTEGER) + 1)::TIMESTAMP)
+                     - INTERVAL 1 SECOND,
                  d.end_at)                                                                AS expires_at_utc
     FROM zones z, d
 ), expiring AS (
