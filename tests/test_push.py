@@ -153,6 +153,36 @@ def test_a_push_killed_at_a_named_instant_resumes_exactly_once(generated_run, co
         assert_applied_exactly_once(run, omneo)
 
 
+def test_a_push_killed_after_any_journal_step_of_a_refused_batch_applies_the_rest_once(sample, copy, tmp_path):
+    # A 422 for one benefit of a batch: the other benefits go again as a new call. Killed
+    # between journaling that new call and marking the refused one, the rerun looked the
+    # refused batch up, found nothing, sent it again, and made a second copy of the rest:
+    # both were applied. Killed after each journal commit in turn, every good benefit is
+    # applied once and the bad one never.
+    bad = calls_in(sample[0], "benefits")[0]["body"]["benefits"][3]
+    good = sorted(b for b in expected(sample[0])["benefits"] if b != bad["external_id"])
+    for step in range(1, 30):
+        shutil.rmtree(tmp_path / "run", ignore_errors=True)
+        shutil.rmtree(tmp_path / "state", ignore_errors=True)
+        run, state = copy(sample)
+        with FakeOmneo(TOKEN, bad_profiles={bad["profile_id"]}) as omneo:
+            command, env = push_process(run, state, omneo, "--kinds", "benefits",
+                                        kill_at=f"push_journal_committed@{step}")
+            killed = subprocess.run(command, env=env, capture_output=True, text=True)
+            for _ in range(3):
+                command, env = push_process(run, state, omneo, "--kinds", "benefits")
+                rerun = subprocess.run(command, env=env, capture_output=True, text=True)
+                if rerun.returncode != 4:
+                    break
+            assert rerun.returncode == 3, rerun.stdout + rerun.stderr
+            applied = omneo.applied("benefits")
+            assert sorted(applied) == good, f"killed after journal commit {step}"
+            assert set(applied.values()) == {1}, f"killed after journal commit {step}: applied twice"
+        if killed.returncode != -signal.SIGKILL:
+            break  # the push ended before that many commits: every step was tried
+    assert step > 3
+
+
 def test_a_push_killed_after_a_lookup_decided_resumes_exactly_once(generated_run, copy):
     run, state = copy(generated_run)
     kinds = ("--rate", "100", "--kinds", "benefits,claim_redeem,redemptions")

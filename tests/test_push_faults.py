@@ -244,7 +244,7 @@ def test_debug_never_prints_a_token_the_server_echoes(sample, copy):
 
 
 def test_omneos_reasons_for_rejected_benefits_are_masked_too(sample, copy):
-    # Journal.finish() masks the token in `error`, Journal.reject_benefits() stores each
+    # Journal.settle() masks the token in `error`, and stores each rejected
     # benefit's reason as Omneo sent it: a server that echoes the header puts the token in
     # <state>/push/journal.sqlite (table rejected_benefits).
     run, state = copy(sample)

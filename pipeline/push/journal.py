@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pipeline import failpoints
 from pipeline.errors import PushError
 
 FILE = "journal.sqlite"
@@ -168,17 +169,17 @@ class Journal:
                 )
         return added
 
-    def add_remainder(self, parent: Entry, run_id: str, key: str, body: str, body_sha256: str) -> None:
-        """A call made here: the part of `parent` that Omneo did not apply, to send again."""
-        with self._transaction():
-            self._db.execute(
-                "INSERT OR IGNORE INTO calls (key, kind, run_id, file, line, method, path, body_sha256, body, "
-                "parent, position, state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
-                [key, parent.kind, parent.run_id, parent.file, parent.line, parent.method, parent.path,
-                 body_sha256, body, parent.key, parent.position, _now()],
-            )
-            self._db.execute("INSERT OR IGNORE INTO run_calls VALUES (?, ?, ?, ?, ?)",
-                             [run_id, key, parent.file, parent.line, parent.position])
+    def _add_remainder(self, parent: Entry, run_id: str, key: str, body: str, body_sha256: str) -> None:
+        """A call made here: the part of `parent` that Omneo did not apply, to send again
+        (inside a transaction: `settle` journals it with its parent's outcome)."""
+        self._db.execute(
+            "INSERT OR IGNORE INTO calls (key, kind, run_id, file, line, method, path, body_sha256, body, "
+            "parent, position, state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+            [key, parent.kind, parent.run_id, parent.file, parent.line, parent.method, parent.path,
+             body_sha256, body, parent.key, parent.position, _now()],
+        )
+        self._db.execute("INSERT OR IGNORE INTO run_calls VALUES (?, ?, ?, ?, ?)",
+                         [run_id, key, parent.file, parent.line, parent.position])
 
     def knows(self, run_id: str) -> bool:
         """Has this journal seen a push of the run?"""
@@ -196,9 +197,31 @@ class Journal:
 
     def finish(self, key: str, state: str, *, http_status: int | None = None, response_id: str | None = None,
                error: str | None = None, latency_ms: float | None = None) -> None:
+        self.settle(key, state, http_status=http_status, response_id=response_id, error=error, latency_ms=latency_ms)
+
+    def settle(self, key: str, state: str, *, remainder: tuple[Entry, str, str, str, str] | None = None,
+               rejected: tuple[Entry, dict[str, str]] | None = None, http_status: int | None = None,
+               response_id: str | None = None, error: str | None = None, latency_ms: float | None = None) -> None:
+        """A call's outcome, with what it adds, in one transaction: the benefits Omneo refused
+        (`rejected`: the entry and external_id -> message) and the call made of the rest
+        (`remainder`: parent, run id, key, body, body sha256).
+
+        Journaled one after another, a kill between them left the call in flight beside its
+        remainder: the rerun looked it up, found nothing applied, sent it again and made a
+        second remainder of the same benefits, and both were applied.
+        """
         assert state in STATES
         error = self._masked(error)
         with self._transaction():
+            if rejected is not None:
+                entry, reasons = rejected
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO rejected_benefits VALUES (?, ?, ?, ?)",
+                    [(external_id, entry.run_id, entry.key, self._masked(reason))
+                     for external_id, reason in reasons.items()],
+                )
+            if remainder is not None:
+                self._add_remainder(*remainder)
             self._db.execute(
                 "UPDATE calls SET state = ?, http_status = coalesce(?, http_status), "
                 "response_id = coalesce(?, response_id), error = ?, latency_ms = coalesce(?, latency_ms), "
@@ -230,14 +253,6 @@ class Journal:
             raise PushError(f"--resolve: call {key} is {entry.state}, not of unknown outcome; nothing was changed")
         self.finish(key, state, error=f"resolved by hand as {state}")
         return entry
-
-    def reject_benefits(self, entry: Entry, reasons: dict[str, str]) -> None:
-        """Benefits Omneo refused (external_id -> its message), for the issuance state to forget."""
-        with self._transaction():
-            self._db.executemany(
-                "INSERT OR REPLACE INTO rejected_benefits VALUES (?, ?, ?, ?)",
-                [(external_id, entry.run_id, entry.key, self._masked(reason)) for external_id, reason in reasons.items()],
-            )
 
     def rejected_benefits(self, run_id: str) -> dict[str, str]:
         return dict(self._db.execute(
@@ -299,3 +314,6 @@ class _Transaction:
 
     def __exit__(self, kind, value, traceback) -> None:
         self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        if kind is None:
+            # Every durable step of the journal is a moment a kill must leave consistent.
+            failpoints.reach("push_journal_committed")

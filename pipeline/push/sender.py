@@ -353,32 +353,37 @@ class Sender:
                        item_errors=_item_errors(document or {}))
 
     def _record(self, entry: Entry, body: str, outcome: Outcome) -> None:
+        rejected = remainder = None
         if outcome.state == "rejected" and entry.kind == "benefits":
-            self._reject_benefits(entry, json.loads(body), outcome)
-        self.journal.finish(entry.key, outcome.state, http_status=outcome.http_status,
-                            response_id=outcome.response_id, error=outcome.error, latency_ms=outcome.latency_ms)
+            rejected, remainder = self._reject_benefits(entry, json.loads(body), outcome)
+        self.journal.settle(entry.key, outcome.state, rejected=rejected, remainder=remainder,
+                            http_status=outcome.http_status, response_id=outcome.response_id, error=outcome.error,
+                            latency_ms=outcome.latency_ms)
         self.progress(entry, outcome.state)
 
-    def _reject_benefits(self, entry: Entry, body: dict, outcome: Outcome) -> None:
+    def _reject_benefits(self, entry: Entry, body: dict, outcome: Outcome) -> tuple[tuple, tuple | None]:
         """A refused benefits call: the benefits Omneo named are rejected, the rest go again.
 
         Omneo validates a whole batch and applies none of it when one item is bad; its 422
         names the bad items (`benefits.<i>.<field>`). One bad profile must not hold back 499
         good ones, so those are resent as a new call. With no item named, all are rejected.
+        Returns what `Journal.settle` records with the call's outcome: the rejections, and the
+        new call of the rest (None when nothing is left).
         """
         items = body["benefits"] if "benefits" in body else [body]
         named = {i: m for i, m in outcome.item_errors.items() if 0 <= i < len(items)} if "benefits" in body else {}
         bad = named or {i: outcome.error or "rejected" for i in range(len(items))}
-        self.journal.reject_benefits(entry, {items[i]["external_id"]: message for i, message in bad.items()})
-        if len(bad) < len(items):
-            self._remainder(entry, body, {items[i]["external_id"] for i in bad})
-            outcome.error = f"{outcome.error}; {len(bad)} of {len(items)} benefits rejected, the rest resent"
+        rejected = (entry, {items[i]["external_id"]: message for i, message in bad.items()})
+        if len(bad) == len(items):
+            return rejected, None
+        outcome.error = f"{outcome.error}; {len(bad)} of {len(items)} benefits rejected, the rest resent"
+        return rejected, self._remainder(entry, body, {items[i]["external_id"] for i in bad})
 
-    def _remainder(self, entry: Entry, body: dict, leave_out: set[str]) -> str:
+    def _remainder(self, entry: Entry, body: dict, leave_out: set[str]) -> tuple[Entry, str, str, str, str]:
+        """The call of `body` less `leave_out`, keyed after its parent, for `Journal.settle`."""
         rest = payload.body_text(payload.without(body, leave_out))
         key = f"{entry.key}~{self.journal.children(entry.key) + 1}"
-        self.journal.add_remainder(entry, self.run_id, key, rest, _sha256(rest))
-        return key
+        return entry, self.run_id, key, rest, _sha256(rest)
 
     # Resolving an unknown outcome ----------------------------------------------------------
 
@@ -404,9 +409,10 @@ class Sender:
         elif not applied:
             self.journal.finish(entry.key, "pending", error=f"not applied (lookup), sent again after: {entry.error}")
         else:
-            key = self._remainder(entry, body, applied)
-            self.journal.finish(entry.key, "sent", error=f"{len(applied)} of {len(targets)} applied (lookup); "
-                                                         f"the rest sent again as {key}")
+            remainder = self._remainder(entry, body, applied)
+            self.journal.settle(entry.key, "sent", remainder=remainder,
+                                error=f"{len(applied)} of {len(targets)} applied (lookup); "
+                                      f"the rest sent again as {remainder[2]}")
             self.progress(entry, "sent")
 
     async def _exists(self, target: payload.Target) -> bool:
