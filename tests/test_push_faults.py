@@ -192,6 +192,27 @@ def test_a_2xx_that_is_not_omneos_json_is_not_sent(sample, copy):
     assert result.returncode != 0, result.stdout
 
 
+def test_answers_that_cannot_be_read_leave_no_call_in_flight_and_no_internal_error(sample, copy):
+    # A Retry-After of "²" (str.isdigit() says yes, float() says no) and a body marked gzip
+    # that is not: both ended the push with "internal error", the call left in flight.
+    run, state = copy(sample)
+    answers = iter([(201, None, {"Content-Type": "application/json", "Content-Encoding": "gzip"}, b"not gzip"),
+                    js(429, {"message": "Too Many Attempts."}, {"Retry-After": "²"})])
+
+    def answer(request):
+        if request["method"] == "GET":
+            return js(200, {"data": []})
+        return next(answers, js(201, {"data": {"id": 1}}))
+
+    with Scripted(answer) as server:
+        result = push(run, state, server.base_url, "--kinds", "benefits")
+
+    assert "internal error" not in result.stdout + result.stderr, result.stderr
+    assert result.returncode in (0, 4), result.stdout + result.stderr
+    with sqlite3.connect(state / "push" / "journal.sqlite") as journal:
+        assert journal.execute("SELECT count(*) FROM calls WHERE state = 'in_flight'").fetchone() == (0,)
+
+
 def files_holding(text: str, *folders: Path) -> list[str]:
     return [str(p) for folder in folders for p in folder.rglob("*") if p.is_file() and text.encode() in p.read_bytes()]
 

@@ -93,7 +93,7 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     if value is None or not value.strip():
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # "²".isdigit() is true, and float("²") fails
         return float(value)
     try:
         moment = email.utils.parsedate_to_datetime(value)
@@ -302,7 +302,7 @@ class Sender:
                                               headers={"Idempotency-Key": entry.key})
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
             raise NotSent(_describe(error)) from None
-        except httpx.TransportError as error:  # sent, then timed out, reset or cut: unknown
+        except httpx.RequestError as error:  # sent, then timed out, reset, cut or undecodable: unknown
             self.posts += 1
             return Outcome("ambiguous", error=f"{_describe(error)} after the request was sent",
                            latency_ms=_ms(started))
@@ -435,8 +435,8 @@ class Sender:
         self.lookups += 1
         try:
             response = await self.client.get(target.lookup_path, params={"filter[external_id]": target.external_id})
-        except httpx.TransportError as error:  # a GET changes nothing: safe to ask again
-            raise NotSent(_describe(error)) from None
+        except httpx.RequestError as error:  # a GET changes nothing: safe to ask again (a body
+            raise NotSent(_describe(error)) from None  # that cannot be decoded included)
         self.last_answer = time.monotonic()
         status = response.status_code
         if status == 429:
@@ -501,7 +501,7 @@ def _item_errors(document: dict) -> dict[int, str]:
     if isinstance(errors, dict):
         for name, messages in errors.items():
             parts = str(name).split(".")
-            if len(parts) >= 2 and parts[0] == "benefits" and parts[1].isdigit():
+            if len(parts) >= 2 and parts[0] == "benefits" and parts[1].isascii() and parts[1].isdigit():
                 text = "; ".join(map(str, messages)) if isinstance(messages, list) else str(messages)
                 found[int(parts[1])] = (found.get(int(parts[1]), "") + f" {name}: {text}").strip()
     return found
