@@ -286,6 +286,22 @@ def test_retry_after_is_honoured_in_seconds_as_a_date_and_as_zero(generated_run,
 # 4. A refused benefit: exit 3, and tomorrow may issue it again ----------------------------------
 
 
+def test_no_two_requests_leave_closer_than_the_rate_allows_when_the_rate_changes(generated_run, copy):
+    # Omneo allows fewer calls a second than --rate: 429s halve the rate, successes raise it.
+    # Each change made a fresh limiter, and the next request left at once: two requests a
+    # few milliseconds apart, a burst above any rate.
+    run, state = copy(generated_run)
+    with FakeOmneo(TOKEN, rate=6) as omneo:
+        result = push(run, state, omneo, "--rate", "10", "--concurrency", "4",
+                      "--kinds", "claim_redeem,redemptions,returns")
+        arrivals = sorted(r.arrived_at for r in omneo.requests())
+
+    assert result.exit_code == 0, result.output
+    assert any(r.status == 429 for r in omneo.requests())
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    assert min(gaps) > 0.5 / 10, sorted(gaps)[:5]
+
+
 def test_a_422_benefit_is_rejected_and_the_next_run_may_issue_it_again(sample, copy, tmp_path):
     run, state = copy(sample)
     batch = calls_in(run, "benefits")[0]["body"]["benefits"]
