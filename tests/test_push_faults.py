@@ -213,6 +213,27 @@ def test_answers_that_cannot_be_read_leave_no_call_in_flight_and_no_internal_err
         assert journal.execute("SELECT count(*) FROM calls WHERE state = 'in_flight'").fetchone() == (0,)
 
 
+@pytest.mark.parametrize("status", [404, 405, 413])
+def test_a_4xx_web_page_is_not_omneo_rejecting_the_night(sample, copy, status):
+    # A --base-url with a wrong path: nginx answers 404 text/html. Every call was marked
+    # rejected, the state forgot every benefit, and the right --base-url then sent nothing.
+    run, state = copy(sample)
+    before = emitted(state)
+    page = (status, None, {"Content-Type": "text/html"}, b"<html><body><h1>Not Found</h1>nginx</body></html>")
+    with Scripted(lambda request: page) as server:
+        result = push(run, state, server.base_url)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "does not look like Omneo's API" in result.stderr
+    assert emitted(state) == before, "the state forgot benefits Omneo never saw"
+    with FakeOmneo(TOKEN) as omneo:
+        again = push(run, state, omneo.base_url)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert len(omneo.applied("benefits")) == sum(
+            len(json.loads(line)["body"]["benefits"]) for f in sorted((run / "payloads" / "benefits").glob("*.ndjson"))
+            for line in f.read_text().splitlines())
+
+
 def files_holding(text: str, *folders: Path) -> list[str]:
     return [str(p) for folder in folders for p in folder.rglob("*") if p.is_file() and text.encode() in p.read_bytes()]
 

@@ -347,8 +347,17 @@ class Sender:
         message = _message(document or {}, status)
         if status >= 500:
             return Outcome("ambiguous", status, error=message, latency_ms=latency)
+        if document is None:
+            # Omneo refuses in JSON. A 4xx web page (a --base-url with a wrong path, a proxy)
+            # is not Omneo judging the call: marked rejected, a whole night's benefits were
+            # dropped from the state and no later push could send them.
+            raise PushError(
+                f"{response.request.url.scheme}://{response.request.url.host}{_port(response)} answered {status} "
+                f"{_phrase(status)} to {response.request.url.path} without Omneo's JSON error body: --base-url does "
+                "not look like Omneo's API (a web server or proxy answered); nothing was marked rejected"
+            )
         return Outcome("rejected", status, error=message, latency_ms=latency,
-                       item_errors=_item_errors(document or {}))
+                       item_errors=_item_errors(document))
 
     def _record(self, entry: Entry, body: str, outcome: Outcome) -> None:
         rejected = remainder = None
