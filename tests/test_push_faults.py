@@ -234,6 +234,58 @@ def test_a_4xx_web_page_is_not_omneo_rejecting_the_night(sample, copy, status):
             for line in f.read_text().splitlines())
 
 
+def test_an_answer_that_trickles_is_cut_at_the_timeout(sample, copy):
+    # httpx's timeout bounds each read: one byte every 0.5 s kept a call, and the push, waiting
+    # without end (37 s for a 70-byte answer at --timeout 2). Cut at --timeout, the call is
+    # of unknown outcome, and the push gives up within its patience.
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    stop = threading.Event()
+
+    def serve(connection: socket.socket) -> None:
+        with connection:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += connection.recv(65536) or b"\r\n\r\n"
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            while len(body) < length:
+                body += connection.recv(65536) or b"x" * length
+            connection.sendall(b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 70\r\n\r\n")
+            for _ in range(70):
+                if stop.wait(0.5):
+                    return
+                try:
+                    connection.sendall(b" ")
+                except OSError:
+                    return
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    run, state = copy(sample)
+    started = time.monotonic()
+    try:
+        result = push(run, state, f"http://127.0.0.1:{listener.getsockname()[1]}", "--kinds", "benefits",
+                      "--timeout", "1", "--patience", "3", timeout=120)
+    finally:
+        stop.set()
+        listener.close()
+
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert time.monotonic() - started < 25, f"push took {time.monotonic() - started:.0f} s"
+
+
 def files_holding(text: str, *folders: Path) -> list[str]:
     return [str(p) for folder in folders for p in folder.rglob("*") if p.is_file() and text.encode() in p.read_bytes()]
 

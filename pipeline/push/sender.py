@@ -296,10 +296,17 @@ class Sender:
 
     async def _post_now(self, entry: Entry, body: str, started: float) -> Outcome:
         try:
-            response = await self.client.post(entry.path, content=body.encode("utf-8"),
-                                              headers={"Idempotency-Key": entry.key})
+            # httpx's timeout bounds each read, not the answer: a server that trickles a byte
+            # a second held one call, and the push with it, for as long as it liked.
+            response = await asyncio.wait_for(
+                self.client.post(entry.path, content=body.encode("utf-8"), headers={"Idempotency-Key": entry.key}),
+                self.settings.timeout)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
             raise NotSent(_describe(error)) from None
+        except TimeoutError:
+            self.posts += 1
+            return Outcome("ambiguous", error=f"no whole answer within --timeout {self.settings.timeout:g} s "
+                                              "after the request was sent", latency_ms=_ms(started))
         except httpx.RequestError as error:  # sent, then timed out, reset, cut or undecodable: unknown
             self.posts += 1
             return Outcome("ambiguous", error=f"{_describe(error)} after the request was sent",
@@ -441,7 +448,11 @@ class Sender:
     async def _get_now(self, target: payload.Target) -> bool:
         self.lookups += 1
         try:
-            response = await self.client.get(target.lookup_path, params={"filter[external_id]": target.external_id})
+            response = await asyncio.wait_for(
+                self.client.get(target.lookup_path, params={"filter[external_id]": target.external_id}),
+                self.settings.timeout)
+        except TimeoutError:
+            raise NotSent(f"no whole answer to a lookup within --timeout {self.settings.timeout:g} s") from None
         except httpx.RequestError as error:  # a GET changes nothing: safe to ask again (a body
             raise NotSent(_describe(error)) from None  # that cannot be decoded included)
         self.last_answer = time.monotonic()
