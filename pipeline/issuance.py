@@ -11,6 +11,7 @@ import difflib
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -254,8 +255,8 @@ def _compile(
         raise CampaignError(
             f"campaign {campaign.id!r}: claim_condition of {definition['handle']!r}: {error}"
         ) from None
-    unknown = sorted(path for path in _profile_paths(parse_rule(campaign.audience)) if not _reaches(path, available)) \
-        if campaign.audience is not None else []
+    read = _profile_paths(parse_rule(campaign.audience)) if campaign.audience is not None else set()
+    unknown = sorted(path for path in read if not any(_within(path, name) for name in available))
     if unknown:
         # JsonLogic reads a missing variable as null, and null passes `<=`: a typo in an
         # audience once issued a campaign to every profile, without a word.
@@ -371,8 +372,7 @@ def _columns_read(rules: list, priorities: list[str], available: list[str]) -> l
         paths |= found
     wanted = set(PLAN_NEEDS)
     for path in paths:
-        # "attributes.comms.email_promo" reads column "attributes"; "tier.handle" is a column.
-        wanted |= {name for name in available if path == name or path.startswith(name + ".")}
+        wanted |= {name for name in available if _within(path, name)}
     return [name for name in available if name in wanted]
 
 
@@ -380,54 +380,52 @@ def _columns_read(rules: list, priorities: list[str], available: list[str]) -> l
 _LAMBDAS = ("map", "filter", "reduce", "all", "none", "some")
 
 
-def _profile_paths(node) -> set[str]:
-    """The static paths a rule reads from the profile (not inside a lambda, not computed)."""
+def _reads(node, in_lambda: bool = False) -> Iterator[tuple[str | None, bool]]:
+    """Every name a rule's `var`, `missing` and `missing_some` read, with whether it is read
+    inside a lambda (the element's, not the profile's); None for a name computed at run time
+    (or `var` of the whole datum)."""
     if isinstance(node, list):
-        return set().union(*(_profile_paths(item) for item in node))
+        for item in node:
+            yield from _reads(item, in_lambda)
+        return
     if not isinstance(node, dict) or len(node) != 1:
-        return set()
+        return
     (operator, args), = node.items()
     listed = args if isinstance(args, list) else [args]
-    if operator == "var" and listed and isinstance(listed[0], str) and listed[0] != "":
-        return {listed[0]} | _profile_paths(listed[1:])
-    if operator in ("missing", "missing_some"):
+    if operator == "var":
+        path = listed[0] if listed else None
+        if not (isinstance(path, (int, float)) and not isinstance(path, bool)):  # an index: not a column
+            yield (path if isinstance(path, str) and path != "" else None), in_lambda
+        yield from _reads(listed if not isinstance(path, str) else listed[1:], in_lambda)
+    elif operator in ("missing", "missing_some"):
+        # missing: ["a", "b"]; missing_some: [minimum, ["a", "b"]]
         names = listed[1] if operator == "missing_some" and len(listed) > 1 else listed
-        return {n for n in (names if isinstance(names, list) else [names]) if isinstance(n, str) and n != ""}
-    if operator in _LAMBDAS:
+        for name in names if isinstance(names, list) else [names]:
+            yield (name if isinstance(name, str) else None), in_lambda
+    elif operator in _LAMBDAS:
         # The array, and reduce's initial value, are read in the profile's scope.
-        return _profile_paths(listed[:1] + listed[2:3] if operator == "reduce" else listed[:1])
-    return _profile_paths(listed)
+        for index, arg in enumerate(listed):
+            yield from _reads(arg, in_lambda if index == 0 or (operator == "reduce" and index == 2) else True)
+    else:
+        yield from _reads(listed, in_lambda)
 
 
-def _reaches(path: str, columns: list[str]) -> bool:
-    """A path names a context column, or a part of one (`attributes.comms.email_promo`)."""
-    return any(path == name or path.startswith(name + ".") for name in columns)
+def _profile_paths(node) -> set[str]:
+    """The static paths a rule reads from the profile (not inside a lambda, not computed)."""
+    return {name for name, in_lambda in _reads(node) if name and not in_lambda}
 
 
 def _var_paths(node) -> set[str] | None:
     """Static paths read by `var`, `missing` and `missing_some` in a rule; None if dynamic."""
-    if isinstance(node, list):
-        found: set[str] = set()
-        for item in node:
-            sub = _var_paths(item)
-            if sub is None:
-                return None
-            found |= sub
-        return found
-    if not isinstance(node, dict) or len(node) != 1:
-        return set()
-    (operator, args), = node.items()
-    if operator == "var":
-        path = args[0] if isinstance(args, list) and args else args
-        if isinstance(path, (int, float)) and not isinstance(path, bool):
-            return set()  # an index into the datum: not a column
-        if not isinstance(path, str) or path == "":
+    found = set()
+    for name, _ in _reads(node):
+        if name is None:
             return None
-        rest = _var_paths(args[1:]) if isinstance(args, list) else set()
-        return None if rest is None else {path} | rest
-    if operator in ("missing", "missing_some"):
-        # missing: ["a", "b"]; missing_some: [minimum, ["a", "b"]]
-        names = args[1] if operator == "missing_some" and isinstance(args, list) and len(args) > 1 else args
-        names = names if isinstance(names, list) else [names]
-        return set(names) if all(isinstance(n, str) for n in names) else None
-    return _var_paths(args)
+        found.add(name)
+    return found
+
+
+def _within(path: str, column: str) -> bool:
+    """A path names the column, or a part of it: "attributes.comms.email_promo" reads column
+    "attributes"; "tier.handle" is a column of its own."""
+    return path == column or path.startswith(column + ".")
