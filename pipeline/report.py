@@ -260,15 +260,19 @@ def _legend(colours: dict[str, str]) -> str:
     ) + "</div>"
 
 
-def _no_data(message: str = "Nothing to show for this run.") -> str:
+NOTHING = "Nothing to show for this run."
+
+
+def _no_data(message: str = NOTHING) -> str:
     return f"<p class=\"empty\">{html.escape(message)}</p>"
 
 
 def _push(figures: Figures) -> str:
     """The push's calls per kind and state, and those to review; one line before any push."""
-    if not (figures.parts.get("push_by_kind") or (None, []))[1]:
+    pushed = figures.parts.get("push_by_kind")
+    if not pushed or not pushed[1]:
         return _no_data("Not pushed yet: omneo-bulk push --out (this folder) sends its payloads.")
-    return (_bars_chart("push", figures.parts.get("push_by_kind"))
+    return (_bars_chart("push", pushed)
             + _table(figures.parts.get("push_to_review"), "No call to review: every call has its answer."))
 
 
@@ -343,7 +347,7 @@ def _figure(name: str, width: int, height: int, shapes: list[str], colours: dict
     )
 
 
-def _table(part: tuple[list[str], list[tuple]] | None, empty: str = "Nothing to show for this run.") -> str:
+def _table(part: tuple[list[str], list[tuple]] | None, empty: str = NOTHING) -> str:
     if not part or not part[1]:
         return _no_data(empty)
     columns, rows = part

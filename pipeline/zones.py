@@ -33,19 +33,18 @@ def usable() -> frozenset[str]:
 def wall_to_utc(moment: datetime, name: str) -> datetime:
     """The UTC instant of a wall time in zone `name`, as DuckDB reads a naive input value
     (in a gap, the time after it; in an overlap, the later instant)."""
-    import duckdb
-
-    with duckdb.connect() as con:
-        con.execute("SET TimeZone = 'UTC'")
-        (instant,) = con.execute("SELECT timezone(?, CAST(? AS TIMESTAMP))", [name, moment.replace(tzinfo=None)]).fetchone()
+    instant = _icu("SELECT timezone(?, CAST(? AS TIMESTAMP))", [name, moment.replace(tzinfo=None)])
     return instant.astimezone(timezone.utc)
 
 
 def local_date(instant: datetime, name: str) -> date:
     """The calendar date in zone `name` at an instant."""
-    import duckdb
+    return _icu("SELECT CAST(timezone(?, CAST(? AS TIMESTAMPTZ)) AS DATE)", [name, instant])
 
-    with duckdb.connect() as con:
-        con.execute("SET TimeZone = 'UTC'")
-        (day,) = con.execute("SELECT CAST(timezone(?, CAST(? AS TIMESTAMPTZ)) AS DATE)", [name, instant]).fetchone()
-    return day
+
+def _icu(sql: str, params: list) -> object:
+    """One value computed by DuckDB, on a connection made as every stage's is (UTC session)."""
+    from pipeline import db
+
+    with db.connect() as con:
+        return db.scalar(con, sql, params)
