@@ -12,15 +12,16 @@ WITH d AS (
 ), zones AS (
     -- Every time depends only on the zone (issued_at is campaign-wide): convert once per
     -- zone, not once per profile. ICU conversions are the costly part of this query.
-    SELECT z.tz,
-           -- issued_at is a local wall time in the benefit's zone; default: as_of. Given, it
-           -- is the wall time of its own instant: one in a DST gap (02:30 the night clocks
-           -- go 02:00 -> 03:00) is the 03:30 its instant reads, not a time that never was.
-           coalesce(timezone(z.tz, timezone(z.tz, CAST($issued_at_local AS TIMESTAMP))),
-                    timezone(z.tz, $as_of))                                               AS issued_at_local,
-           CASE WHEN $issued_at_local IS NULL THEN $as_of
-                ELSE timezone(z.tz, CAST($issued_at_local AS TIMESTAMP)) END               AS issued_at_utc
-    FROM (SELECT DISTINCT tz FROM considered) z
+    -- issued_at is a local wall time in the benefit's zone; default: as_of. The local time
+    -- is always the wall time of the issue instant: an issued_at in a DST gap (02:30 the
+    -- night clocks go 02:00 -> 03:00) is the 03:30 its instant reads, not a time that never was.
+    SELECT tz, issued_at_utc, timezone(tz, issued_at_utc)                                AS issued_at_local
+    FROM (
+        SELECT z.tz,
+               CASE WHEN $issued_at_local IS NULL THEN $as_of
+                    ELSE timezone(z.tz, CAST($issued_at_local AS TIMESTAMP)) END           AS issued_at_utc
+        FROM (SELECT DISTINCT tz FROM considered) z
+    )
 ), zone_times AS (
     SELECT z.*,
            -- 23:59:59 local on (local issue date + period days), then capped at end_at: the
