@@ -76,6 +76,11 @@ def sql_parts(name: str) -> dict[str, str]:
     return {key: body.strip() for key, body in found}
 
 
+def named(sql: str, values: dict) -> dict:
+    """The entries of `values` that `sql` names as `$name`: DuckDB refuses any other."""
+    return {key: value for key, value in values.items() if re.search(rf"\${re.escape(key)}\b", sql)}
+
+
 # DuckDB 2.0 streams results: an execute() result left half-read owns the connection and
 # makes the next con.sql() fail. These helpers always read a result to its end.
 

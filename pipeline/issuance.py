@@ -29,12 +29,17 @@ PLAN_COLUMNS = (
     "issued_at_utc, timezone, expires_at_local, expires_at_utc, external_id"
 )
 # Tables issuance builds and drops when its files are written (the plan is plan.parquet).
-SCRATCH = ("profile_context", "holdings", "bulk_holdings", "plan", "candidates", "issued", "benefit_calls", "issuance_state")
-PLAN_DDL = """(
-    campaign_id VARCHAR, profile_id VARCHAR, definition_id BIGINT, definition_handle VARCHAR,
-    decision VARCHAR, reason VARCHAR, issued_at_local TIMESTAMP, issued_at_utc TIMESTAMPTZ,
-    timezone VARCHAR, expires_at_local TIMESTAMP, expires_at_utc TIMESTAMPTZ, external_id VARCHAR,
+SCRATCH = ("profile_context", "holdings", "bulk_holdings", "plan", "plan_rows", "plan_slots", "candidates", "issued",
+           "benefit_calls", "issuance_state")
+# A campaign's narrow rows, and what every row of one (campaign, zone) shares: its slot.
+# `plan` (PLAN_COLUMNS and campaign_position) is widened from them after the last campaign.
+PLAN_ROWS_DDL = """(
+    profile_id VARCHAR, definition_id BIGINT, decision VARCHAR, reason VARCHAR, slot INTEGER,
     campaign_position INTEGER)"""
+PLAN_SLOTS_DDL = """(
+    slot INTEGER, campaign_position INTEGER, campaign_id VARCHAR, definition_handle VARCHAR,
+    timezone VARCHAR, issued_at_local TIMESTAMP, issued_at_utc TIMESTAMPTZ, expires_at_local TIMESTAMP,
+    expires_at_utc TIMESTAMPTZ, external_id_prefix VARCHAR)"""
 SKIP_REASONS = (
     "definition_not_issuable",
     "profile_inactive",
@@ -164,7 +169,8 @@ def run(context: RunContext, options: Options, prepared: Prepared) -> IssueResul
             "CREATE OR REPLACE TABLE bulk_holdings AS "
             "SELECT DISTINCT external_id FROM holdings WHERE starts_with(external_id, 'bulk:')"
         )
-        con.execute(f"CREATE OR REPLACE TABLE plan {PLAN_DDL}")
+        con.execute(f"CREATE OR REPLACE TABLE plan_rows {PLAN_ROWS_DDL}")
+        con.execute(f"CREATE OR REPLACE TABLE plan_slots {PLAN_SLOTS_DDL}")
         for campaign, (audience, condition, priority) in zip(options.campaigns, prepared.rules):
             step(campaign.id)
             result.campaigns.append(
@@ -174,6 +180,7 @@ def run(context: RunContext, options: Options, prepared: Prepared) -> IssueResul
         # The plan is decided: what the campaigns read goes now, so the writes below (the
         # payloads' ordered aggregates above all) have the memory.
         _drop(con, ("profile_context", "candidates", "holdings", "bulk_holdings"))
+        _widen_plan(con)
 
         step("plan.parquet")
         # `plan` is in plan order already (campaign, then profile): a scan keeps that order.
@@ -298,26 +305,26 @@ def _plan_campaign(
     else:
         in_audience = db.scalar(con, f"SELECT count(*) FROM profile_context WHERE {audience}")
     cap = _cap(context, campaign, definition)
-    con.execute(
-        "INSERT INTO plan " + db.sql_text("plan_campaign"),
-        {
-            "definition_id": definition["id"],
-            "campaign_id": campaign.id,
-            "cycle": campaign.cycle,
-            "campaign_timezone": campaign.timezone,
-            "default_timezone": context.default_timezone,
-            "issued_at_local": campaign.issued_at,
-            "as_of": context.as_of,
-            "descending": campaign.descending,
-            "cap": cap,
-            "position": campaign.position,
-        },
-    )
+    parts = db.sql_parts("plan_campaign")
+    values = {
+        "definition_id": definition["id"],
+        "campaign_id": campaign.id,
+        "cycle": campaign.cycle,
+        "campaign_timezone": campaign.timezone,
+        "default_timezone": context.default_timezone,
+        "issued_at_local": campaign.issued_at,
+        "as_of": context.as_of,
+        "descending": campaign.descending,
+        "cap": cap,
+        "position": campaign.position,
+    }
+    con.execute(parts["slots"], db.named(parts["slots"], values))
+    con.execute("INSERT INTO plan_rows " + parts["rows"], db.named(parts["rows"], values))
     decided = dict(
         db.rows(
             con,
-            "SELECT coalesce(reason, 'issued'), count(*) FROM plan WHERE campaign_id = ? GROUP BY ALL",
-            [campaign.id],
+            "SELECT coalesce(reason, 'issued'), count(*) FROM plan_rows WHERE campaign_position = ? GROUP BY ALL",
+            [campaign.position],
         )
     )
     issued = decided.get("issued", 0)
@@ -333,6 +340,16 @@ def _plan_campaign(
     }
 
 
+def _widen_plan(con: duckdb.DuckDBPyConnection) -> None:
+    """Table `plan` in plan order, every row widened from its slot; the narrow tables go."""
+    # The slots as one list, indexed by slot (1, 2, …): a lookup in a projection keeps the
+    # rows' order, where a join to plan_slots would not.
+    con.execute("SET VARIABLE plan_slots = (SELECT list(s ORDER BY s.slot) FROM plan_slots s)")
+    con.execute(db.sql_parts("plan_campaign")["plan"])
+    con.execute("RESET VARIABLE plan_slots")
+    _drop(con, ("plan_rows", "plan_slots"))
+
+
 def _cap(context: RunContext, campaign: Campaign, definition: dict) -> int | None:
     """How many this campaign may issue: the campaign's limit and what the definition has left.
 
@@ -346,7 +363,7 @@ def _cap(context: RunContext, campaign: Campaign, definition: dict) -> int | Non
         spent = db.scalar(
             context.con,
             """SELECT (SELECT count(*) FROM holdings WHERE pending AND definition_id = $d)
-                    + (SELECT count(*) FROM plan WHERE decision = 'issue' AND definition_id = $d)""",
+                    + (SELECT count(*) FROM plan_rows WHERE decision = 'issue' AND definition_id = $d)""",
             {"d": definition["id"]},
         )
         caps.append(max(0, definition["allocations_remaining"] - spent))
