@@ -31,8 +31,12 @@ PLAN_COLUMNS = (
 # Tables issuance builds and drops when its files are written (the plan is plan.parquet).
 SCRATCH = ("profile_context", "holdings", "bulk_holdings", "plan", "plan_rows", "plan_slots", "candidates", "issued",
            "benefit_calls", "issuance_state")
+PLAN_DDL = """(
+    campaign_id VARCHAR, profile_id VARCHAR, definition_id BIGINT, definition_handle VARCHAR,
+    decision VARCHAR, reason VARCHAR, issued_at_local TIMESTAMP, issued_at_utc TIMESTAMPTZ,
+    timezone VARCHAR, expires_at_local TIMESTAMP, expires_at_utc TIMESTAMPTZ, external_id VARCHAR,
+    campaign_position INTEGER)"""
 # A campaign's narrow rows, and what every row of one (campaign, zone) shares: its slot.
-# `plan` (PLAN_COLUMNS and campaign_position) is widened from them after the last campaign.
 PLAN_ROWS_DDL = """(
     profile_id VARCHAR, definition_id BIGINT, decision VARCHAR, reason VARCHAR, slot INTEGER,
     campaign_position INTEGER)"""
@@ -169,6 +173,7 @@ def run(context: RunContext, options: Options, prepared: Prepared) -> IssueResul
             "CREATE OR REPLACE TABLE bulk_holdings AS "
             "SELECT DISTINCT external_id FROM holdings WHERE starts_with(external_id, 'bulk:')"
         )
+        con.execute(f"CREATE OR REPLACE TABLE plan {PLAN_DDL}")
         con.execute(f"CREATE OR REPLACE TABLE plan_rows {PLAN_ROWS_DDL}")
         con.execute(f"CREATE OR REPLACE TABLE plan_slots {PLAN_SLOTS_DDL}")
         for campaign, (audience, condition, priority) in zip(options.campaigns, prepared.rules):
@@ -179,8 +184,7 @@ def run(context: RunContext, options: Options, prepared: Prepared) -> IssueResul
         result.issued = sum(c["issued"] for c in result.campaigns)
         # The plan is decided: what the campaigns read goes now, so the writes below (the
         # payloads' ordered aggregates above all) have the memory.
-        _drop(con, ("profile_context", "candidates", "holdings", "bulk_holdings"))
-        _widen_plan(con)
+        _drop(con, ("profile_context", "candidates", "holdings", "bulk_holdings", "plan_rows", "plan_slots"))
 
         step("plan.parquet")
         # `plan` is in plan order already (campaign, then profile): a scan keeps that order.
@@ -320,6 +324,13 @@ def _plan_campaign(
     }
     con.execute(parts["slots"], db.named(parts["slots"], values))
     con.execute("INSERT INTO plan_rows " + parts["rows"], db.named(parts["rows"], values))
+    # The campaign's slots as one list, slot n at index n, for the widening lookup.
+    con.execute(
+        "SET VARIABLE plan_slots = (SELECT list(s ORDER BY s.slot) FROM plan_slots s WHERE s.campaign_position = ?)",
+        [campaign.position],
+    )
+    con.execute("INSERT INTO plan " + parts["plan"], db.named(parts["plan"], values))
+    con.execute("RESET VARIABLE plan_slots")
     decided = dict(
         db.rows(
             con,
@@ -338,16 +349,6 @@ def _plan_campaign(
         "skipped": {reason: decided.get(reason, 0) for reason in SKIP_REASONS},
         "allocation": {"cap": cap, "used": issued},
     }
-
-
-def _widen_plan(con: duckdb.DuckDBPyConnection) -> None:
-    """Table `plan` in plan order, every row widened from its slot; the narrow tables go."""
-    # The slots as one list, indexed by slot (1, 2, …): a lookup in a projection keeps the
-    # rows' order, where a join to plan_slots would not.
-    con.execute("SET VARIABLE plan_slots = (SELECT list(s ORDER BY s.slot) FROM plan_slots s)")
-    con.execute(db.sql_parts("plan_campaign")["plan"])
-    con.execute("RESET VARIABLE plan_slots")
-    _drop(con, ("plan_rows", "plan_slots"))
 
 
 def _cap(context: RunContext, campaign: Campaign, definition: dict) -> int | None:

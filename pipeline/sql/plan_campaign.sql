@@ -5,10 +5,10 @@
 --
 -- Everything but the profile, the decision and its reason depends only on the campaign and
 -- the zone: `slots` computes it once per (campaign, zone), `rows` stores one narrow row per
--- profile pointing at its slot, and `plan` (run once, after the last campaign) widens every
--- row from its slot. Sorting and storing 13 columns per profile in each campaign's insert
--- was most of its cost (at 10M profiles the nine campaigns took 10.5 s with wide rows,
--- 7.3 s narrow and widened once, the same bytes in plan.parquet).
+-- profile, sorted, pointing at its slot, and `plan` appends the campaign's rows to table
+-- `plan`, each widened from its slot. Sorting 13 columns per profile was most of a
+-- campaign's cost (at 10M profiles the nine campaigns took 10.5 s with wide rows, 7.3 s
+-- narrow and widened after; plan.parquet has the same bytes).
 
 -- part: slots
 -- One row per zone among this campaign's candidates. issued_at is a local wall time in the
@@ -39,7 +39,7 @@ WITH d AS (
                  d.end_at)                                                                AS expires_at_utc
     FROM zones z, d
 )
-SELECT (SELECT coalesce(max(slot), 0) FROM plan_slots) + row_number() OVER (ORDER BY t.tz) AS slot,
+SELECT row_number() OVER (ORDER BY t.tz)                                              AS slot,
        $position                                                                         AS campaign_position,
        $campaign_id                                                                      AS campaign_id,
        d.handle                                                                          AS definition_handle,
@@ -121,11 +121,13 @@ FROM ranked r
 ORDER BY r.profile_id
 
 -- part: plan
--- Every row widened from its slot. A projection over one table keeps its order (DuckDB's
--- order preservation), so `plan` is in plan order too; a join would not be.
-CREATE OR REPLACE TABLE plan AS
+-- This campaign's rows widened from its slots, which the caller has set as the list
+-- variable `plan_slots` (slot n at index n). A lookup in a projection over one table keeps
+-- the rows' order (DuckDB's order preservation), so `plan` stays in plan order; a join to
+-- plan_slots would not. The list holds one campaign's zones only: DuckDB copies a constant
+-- list for every chunk of rows it reads.
 SELECT s.campaign_id, r.profile_id, r.definition_id, s.definition_handle, r.decision, r.reason,
        s.issued_at_local, s.issued_at_utc, s.timezone, s.expires_at_local, s.expires_at_utc,
        s.external_id_prefix || r.profile_id                  AS external_id,
        r.campaign_position
-FROM (SELECT *, getvariable('plan_slots')[slot] AS s FROM plan_rows) r
+FROM (SELECT *, getvariable('plan_slots')[slot] AS s FROM plan_rows WHERE campaign_position = $position) r
