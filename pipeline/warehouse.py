@@ -52,7 +52,11 @@ def build(run_dir: Path, outputs: list[str], target: Path | None = None) -> Path
     with atomic_path(final) as temporary:
         con = duckdb.connect(str(temporary))
         try:
+            # One transaction: each view and comment committed alone costs a commit to disk
+            # (0.16-0.23 s against 0.09 s for a run's some 200 statements).
+            con.execute("BEGIN")
             _create_views(con, run_dir.resolve(), listed)
+            con.execute("COMMIT")
             con.execute("CHECKPOINT")
         finally:
             con.close()
