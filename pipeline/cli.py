@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import click
 
 from pipeline import __version__
-from pipeline.errors import CampaignError, ConfigError, PipelineError, PushError, StateError
+from pipeline.errors import CampaignError, ConfigError, PipelineError, PushError, StateError, first_line
 from pipeline.files import sha256_of
 from pipeline.log import Log
 
@@ -148,6 +148,7 @@ def reports_errors(command: Callable) -> Callable:
         except PipelineError as error:
             if debug:
                 raise
+            _stop_if_out_of_memory(log, error, options)
             log.error(str(error), error.hint)
             sys.exit(error.exit_code)
         except BrokenPipeError:
@@ -165,12 +166,34 @@ def reports_errors(command: Callable) -> Callable:
         except Exception as error:  # a bug: still one line, the traceback behind --debug
             if debug:
                 raise
-            first_line = (str(error).strip().splitlines() or [""])[0]
-            log.error(f"{type(error).__name__}: {first_line}", "rerun with --debug for the traceback, and report it",
+            _stop_if_out_of_memory(log, error, options)
+            log.error(f"{type(error).__name__}: {first_line(error)}", "rerun with --debug for the traceback, and report it",
                       event="internal_error")
             sys.exit(1)
 
     return wrapper
+
+
+def _stop_if_out_of_memory(log: Log, error: BaseException, options: dict) -> None:
+    """Exit with one line naming the memory limit when DuckDB ran out of memory under `error`.
+
+    Wherever it happens, it is the limit's fault, not a file's or a bug: a reader that
+    turned it into "cannot be read" (`raise ... from None` keeps it as the context) would
+    send the user to look at a sound export.
+    """
+    import duckdb  # loaded already by whatever failed; not on the --help path
+
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, duckdb.OutOfMemoryException):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None or "memory_limit" not in options:  # query keeps DuckDB's own limit: its message says it
+        return
+    from pipeline.db import default_memory_limit
+
+    limit = options["memory_limit"] or default_memory_limit()
+    log.error(f"DuckDB ran out of memory under --memory-limit {limit} ({first_line(cause)})",
+              "raise --memory-limit, or lower --threads, and run the same command again", event="out_of_memory")
+    sys.exit(1)
 
 
 class Main(click.Group):

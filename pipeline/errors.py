@@ -4,6 +4,12 @@ The CLI turns each into one clear line and an exit status; nothing else catches 
 """
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class PipelineError(Exception):
     """Base for every error the CLI reports as a one-line message."""
 

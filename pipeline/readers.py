@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from pipeline import scans
 from pipeline.coerce import CAST_ERROR_TYPE, LOAD_ERRORS
 from pipeline.db import duckdb_path, literal, quote, rows, scalar
-from pipeline.errors import InputError, MissingDatasetError
+from pipeline.errors import InputError, MissingDatasetError, first_line
 from pipeline.files import check_input_file
 from schemas import DATASETS, Dataset
 
@@ -210,7 +210,7 @@ class Loader:
                 nested = {spec[1]: self._split_column(source, table, *spec)}
             rows_read = self.rows_read(table, malformed)  # reads a Parquet file's values too
         except duckdb.Error as error:
-            message = _first_line(error).replace(str(source.path.absolute()), source.display)
+            message = first_line(error).replace(str(source.path.absolute()), source.display)
             raise InputError(f"{source.display}: cannot be read ({message})") from None
         return LoadedFile(source, sha256, table, malformed, rows_read, nested)
 
@@ -344,7 +344,7 @@ class Loader:
         try:
             schema = pq.read_schema(source.path)
         except (pa.ArrowException, OSError) as error:
-            raise InputError(f"{source.display}: not a readable Parquet file ({_first_line(error)})") from None
+            raise InputError(f"{source.display}: not a readable Parquet file ({first_line(error)})") from None
         names = schema.names
         if not names:
             raise InputError(f"{source.display}: the Parquet file has no columns")
@@ -762,7 +762,3 @@ def _stop_at_unterminated_quote(con: duckdb.DuckDBPyConnection, source: SourceFi
             f"{source.display}: line {line}: a quote opened in column {column!r} is never closed, so the "
             f"{later} line{'s' if later > 1 else ''} after it cannot be read (fix the quoting and re-export)"
         )
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0]

@@ -25,7 +25,7 @@ from typing import TextIO
 import duckdb
 
 from pipeline import db
-from pipeline.errors import QueryError
+from pipeline.errors import QueryError, first_line
 from pipeline.files import atomic_path
 from pipeline.glossary import COLUMNS, PROVENANCE, TABLES
 
@@ -147,12 +147,12 @@ def connect(run_dir: Path) -> duckdb.DuckDBPyConnection:
     try:
         con = duckdb.connect(str(path), read_only=True, config=CLOSED_AT_START)
     except duckdb.Error as error:
-        raise QueryError(f"{path}: cannot open the warehouse ({_first_line(error)})") from None
+        raise QueryError(f"{path}: cannot open the warehouse ({first_line(error)})") from None
     try:
         _confine(con, run_dir)
     except duckdb.Error as error:
         con.close()
-        raise QueryError(f"{path}: cannot open the warehouse ({_first_line(error)})") from None
+        raise QueryError(f"{path}: cannot open the warehouse ({first_line(error)})") from None
     except BaseException:
         con.close()
         raise
@@ -222,12 +222,12 @@ def write_result(con: duckdb.DuckDBPyConnection, sql: str, output_format: str, s
         writer = _write_csv if output_format == "csv" else _write_json
         return writer(result, columns, json_columns, stream)
     except duckdb.PermissionException as error:  # a path outside the run folder
-        failure = QueryError(f"query failed: refused, a file outside the run folder: {_first_line(error)}")
+        failure = QueryError(f"query failed: refused, a file outside the run folder: {first_line(error)}")
         failure.hint = ("query reads only files inside its run folder; a run folder moved or copied since "
                         "its run reads its old place: rebuild its views with omneo-bulk report --out RUN")
         raise failure from None
     except duckdb.Error as error:
-        message = _first_line(error)
+        message = first_line(error)
         if "the configuration has been locked" in message:  # a SELECT of a function that changes a setting
             raise QueryError(f"query failed: refused, a setting: {message}") from None
         failure = QueryError(f"query failed: {message}")
@@ -259,7 +259,7 @@ def _one_select(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.Statement:
         statements = con.extract_statements(sql)
         kinds = [statement.type.name for statement in statements]
     except duckdb.Error as error:
-        raise QueryError(f"query failed: {_first_line(error)}") from None
+        raise QueryError(f"query failed: {first_line(error)}") from None
     except ValueError:  # a statement type this duckdb module has no name for (2.0.1: UPDATE EXTENSIONS)
         raise _refused("not a SELECT") from None
     if not statements:
@@ -399,7 +399,3 @@ def _iso_duration(value: timedelta) -> str:
     sign = "-" if seconds < 0 else ""
     days, rest = divmod(abs(seconds), 86400)
     return f"{sign}P{int(days)}DT{rest:g}S"
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -280,3 +280,29 @@ def test_commands_that_never_validate_do_not_import_pandera_polars_or_pandas(arg
 
     assert found.returncode == 0, found.stderr
     assert found.stdout.split() == []
+
+
+# Running out of memory ---------------------------------------------------------------------
+
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+@pytest.mark.parametrize("inputs", ["sample exports", "no exports"])
+def test_a_memory_limit_too_small_is_named_not_blamed_on_an_input_file(inputs, input_dir, run_dir):
+    # 5MB is below what DuckDB needs: it runs out of memory reading the sample's exports (where
+    # the reader once said "redemptions.json: cannot be read"), or later with none to read
+    # (where it was an "internal error").
+    if inputs == "sample exports":
+        for export in SAMPLE.iterdir():
+            if export.is_file():
+                (input_dir / export.name).write_bytes(export.read_bytes())
+    result = invoke(["validate", "--input", input_dir, "--out", run_dir, "--memory-limit", "5MB"])
+
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines[0].startswith("error: DuckDB ran out of memory under --memory-limit 5MB"), lines
+    assert "raise --memory-limit" in result.output
+    assert "cannot be read" not in result.output
+    assert "internal error" not in result.output
+    assert not (run_dir / "validated").exists()
