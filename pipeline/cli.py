@@ -183,9 +183,7 @@ def _stop_if_out_of_memory(log: Log, error: BaseException, options: dict) -> Non
     """
     import duckdb  # loaded already by whatever failed; not on the --help path
 
-    cause: BaseException | None = error
-    while cause is not None and not isinstance(cause, duckdb.OutOfMemoryException):
-        cause = cause.__cause__ or cause.__context__
+    cause = _found_under(error, duckdb.OutOfMemoryException)
     if cause is None or "memory_limit" not in options:  # query keeps DuckDB's own limit: its message says it
         return
     from pipeline.db import default_memory_limit
@@ -194,6 +192,25 @@ def _stop_if_out_of_memory(log: Log, error: BaseException, options: dict) -> Non
     log.error(f"DuckDB ran out of memory under --memory-limit {limit} ({first_line(cause)})",
               "raise --memory-limit, or lower --threads, and run the same command again", event="out_of_memory")
     sys.exit(1)
+
+
+def _found_under(error: BaseException, kind: type) -> BaseException | None:
+    """`error` or the first exception of type `kind` it was raised from or while handling.
+
+    Both links are followed (a domain error raised `from` one error while handling another
+    holds the first in __cause__ and the second in __context__), each exception once: a
+    chain can loop.
+    """
+    pending, seen = [error], set()
+    while pending:
+        current = pending.pop(0)
+        if current is None or id(current) in seen:
+            continue
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        pending += [current.__cause__, current.__context__]
+    return None
 
 
 class Main(click.Group):

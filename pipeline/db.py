@@ -77,8 +77,12 @@ def sql_parts(name: str) -> dict[str, str]:
 
 
 def named(sql: str, values: dict) -> dict:
-    """The entries of `values` that `sql` names as `$name`: DuckDB refuses any other."""
-    return {key: value for key, value in values.items() if re.search(rf"\${re.escape(key)}\b", sql)}
+    """The entries of `values` that `sql` names as `$name`: DuckDB refuses any other.
+
+    A `$name` in a `--` comment is not a parameter: comments are left out before looking.
+    """
+    code = re.sub(r"--[^\n]*", "", sql)
+    return {key: value for key, value in values.items() if re.search(rf"\${re.escape(key)}\b", code)}
 
 
 # DuckDB 2.0 streams results: an execute() result left half-read owns the connection and

@@ -323,14 +323,16 @@ def _plan_campaign(
         "position": campaign.position,
     }
     con.execute(parts["slots"], db.named(parts["slots"], values))
-    con.execute("INSERT INTO plan_rows " + parts["rows"], db.named(parts["rows"], values))
+    con.execute("INSERT INTO plan_rows BY NAME " + parts["rows"], db.named(parts["rows"], values))
     # The campaign's slots as one list, slot n at index n, for the widening lookup.
     con.execute(
         "SET VARIABLE plan_slots = (SELECT list(s ORDER BY s.slot) FROM plan_slots s WHERE s.campaign_position = ?)",
         [campaign.position],
     )
-    con.execute("INSERT INTO plan " + parts["plan"], db.named(parts["plan"], values))
-    con.execute("RESET VARIABLE plan_slots")
+    try:
+        con.execute("INSERT INTO plan BY NAME " + parts["plan"], db.named(parts["plan"], values))
+    finally:
+        con.execute("RESET VARIABLE plan_slots")
     decided = dict(
         db.rows(
             con,

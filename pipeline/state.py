@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline import db, failpoints, runfolder
-from pipeline.errors import RunFolderError, StateError, StateInUse
+from pipeline.errors import RunFolderError, StateError, StateInUse, first_line
 from pipeline.files import TEMPORARY, atomic_path, fsync_dir
 
 ISSUED = "issued"
@@ -205,9 +205,8 @@ def _metadata(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str]:
 
 
 def _unreadable(file: Path, state_dir: Path, error: Exception) -> StateError:
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return StateError(
-        f"{file}: issuance state file cannot be read ({reason}). Restore it from a backup; only if every "
+        f"{file}: issuance state file cannot be read ({first_line(error)}). Restore it from a backup; only if every "
         f"benefit it lists shows in Omneo's benefits export, move it out of {state_dir} (without it, "
         "those benefits could be issued again)"
     )

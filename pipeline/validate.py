@@ -18,7 +18,7 @@ import polars as pl
 from pipeline import db, failpoints, prechecks
 from pipeline.coerce import typed_select
 from pipeline.context import PARQUET, RunContext
-from pipeline.errors import InputError, RejectRatioExceeded
+from pipeline.errors import InputError, RejectRatioExceeded, first_line
 from pipeline.readers import LoadedFile, Loader, SourceFile, discover, require
 from schemas import DATASETS, Dataset
 from schemas.benefit_definitions import rule_problem
@@ -219,7 +219,7 @@ def _validate_dataset(
 
 def _unreadable(error: Exception, files: list[LoadedFile]) -> InputError:
     """The InputError for a DuckDB error met while reading `files`, naming the file it cites."""
-    message = str(error).strip().splitlines()[0]
+    message = first_line(error)
     for file in files:
         path = str(file.source.path.absolute())
         if path in message:

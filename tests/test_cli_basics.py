@@ -306,3 +306,25 @@ def test_a_memory_limit_too_small_is_named_not_blamed_on_an_input_file(inputs, i
     assert "cannot be read" not in result.output
     assert "internal error" not in result.output
     assert not (run_dir / "validated").exists()
+
+
+def test_the_memory_check_follows_both_links_of_an_error_chain_and_ends_on_a_loop():
+    import duckdb
+
+    from pipeline.cli import _found_under
+
+    memory = duckdb.OutOfMemoryException("Out of Memory Error: failed to allocate")
+    try:
+        try:
+            raise memory
+        except duckdb.OutOfMemoryException:
+            # A domain error raised from another error while handling DuckDB's: the memory
+            # fault is only in __context__, behind a __cause__.
+            raise RuntimeError("a file cannot be read") from KeyError("x")
+    except RuntimeError as caught:
+        found = _found_under(caught, duckdb.OutOfMemoryException)
+    assert found is memory
+
+    first, second = ValueError("a"), ValueError("b")
+    first.__cause__, second.__cause__ = second, first  # a loop no raise makes, but a chain may hold
+    assert _found_under(first, duckdb.OutOfMemoryException) is None

@@ -556,3 +556,18 @@ def test_payload_lines_are_valid_json_whatever_the_campaign_id(tmp_path):
     assert issue(tmp_path).exit_code == 0
     (body,) = issued_bodies(tmp_path)
     assert body["external_id"] == f"bulk:{campaign_id}:2026:p1"
+
+
+def test_a_campaign_statement_is_given_only_the_parameters_its_sql_uses_not_those_in_comments():
+    import duckdb
+
+    from pipeline import db
+
+    sql = "SELECT $cap AS cap -- unlike $position, which only this comment names\n, $cycle AS cycle"
+    values = {"cap": 5, "position": 2, "cycle": "2026"}
+
+    bound = db.named(sql, values)
+
+    # DuckDB refuses a parameter its statement does not use: the statement must run as bound.
+    assert duckdb.connect().execute(sql, bound).fetchall() == [(5, "2026")]
+    assert bound == {"cap": 5, "cycle": "2026"}
