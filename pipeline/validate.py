@@ -139,59 +139,10 @@ def _validate_dataset(
 ) -> None:
     con = context.con
     name = dataset.name
-    typed, rejects = f"typed_{name}", f"rejects_{name}"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {rejects} {REJECTS_DDL}")
-    if files:
-        # Neighbouring files with the same columns (a folder of parts) are cast as one
-        # table: one SELECT to plan, not one per part.
-        described = [(file, tuple(db.rows(con, f"DESCRIBE {file.table}"))) for file in files]
-        selects, groups = [], []
-        for number, (columns, group) in enumerate(itertools.groupby(described, key=lambda d: d[1])):
-            tables = [file.table for file, _ in group]
-            source = tables[0]
-            if len(tables) > 1:
-                source = f"parts_{name}_{number}"
-                groups.append(source)
-                con.execute(f"CREATE TEMP VIEW {source} AS " + " UNION ALL ".join(f"SELECT * FROM {t}" for t in tables))
-            raw_columns = {row[0]: row[1] for row in columns}
-            selects.append(typed_select(dataset, raw_columns, source, context.naive_timezone))
-        for file in files:
-            con.execute(
-                f"INSERT INTO {rejects} SELECT ?, source_file, source_row, \"column\", \"check\", value, reason, detail FROM {file.malformed}",
-                [name],
-            )
-        try:
-            con.execute(f"CREATE OR REPLACE TABLE {typed} AS " + " UNION ALL BY NAME ".join(selects))
-        except duckdb.Error as error:
-            # A Parquet file is read here, not when it was found: a damaged page, or text
-            # that is not UTF-8, surfaces now. It is the file's fault, named as such.
-            raise _unreadable(error, files) from None
-        for view in groups:
-            con.execute(f"DROP VIEW {view}")
-        for file in files:
-            loader.release(file)
-    else:
-        # No file: an empty table with every declared column, so later stages can rely on it.
-        con.execute("CREATE OR REPLACE TEMP TABLE no_rows (source_file VARCHAR, source_row BIGINT)")
-        source_columns = {"source_file": "VARCHAR", "source_row": "BIGINT"}
-        con.execute(
-            f"CREATE OR REPLACE TABLE {typed} AS "
-            + typed_select(dataset, source_columns, "no_rows", context.naive_timezone)
-        )
-
-    con.execute(
-        f"""
-        INSERT INTO {rejects}
-        SELECT ?, source_file, source_row, e."column", 'dtype', e.value, 'invalid_type',
-               'expected ' || e.expected || coalesce(', got ' || e.got, '')
-        FROM (SELECT source_file, source_row, unnest(_cast_errors) AS e FROM {typed})
-        """,
-        [name],
-    )
-    _pandera_rejects(context, dataset, typed, rejects)
+    typed, rejects = type_rows(con, loader, dataset, files, context.naive_timezone)
     # References before keys: a row that names nothing is no rival for a later good copy.
-    _reference_rejects(context, dataset, typed, rejects)
-    _duplicate_rejects(context, dataset, typed, rejects)
+    _reference_rejects(con, dataset, typed, rejects)
+    _duplicate_rejects(con, dataset, typed, rejects)
 
     # The accepted rows, typed, under the dataset's own name for the stages that follow:
     # delete the few rejected rows rather than copy the many accepted ones.
@@ -217,6 +168,69 @@ def _validate_dataset(
         )
 
 
+def type_rows(
+    con: duckdb.DuckDBPyConnection, loader: Loader, dataset: Dataset, files: list[LoadedFile], naive_timezone: str
+) -> tuple[str, str]:
+    """Tables `typed_<name>` (the files' rows, typed, with `_cast_errors`) and
+    `rejects_<name>` (what each row alone fails: its shape, a type, a pandera rule).
+
+    What a row fails by itself, before any rule that needs the whole dataset (unique keys,
+    references): the Spark engine runs this per input file, the default engine per dataset.
+    """
+    name = dataset.name
+    typed, rejects = f"typed_{name}", f"rejects_{name}"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {rejects} {REJECTS_DDL}")
+    if files:
+        # Neighbouring files with the same columns (a folder of parts) are cast as one
+        # table: one SELECT to plan, not one per part.
+        described = [(file, tuple(db.rows(con, f"DESCRIBE {file.table}"))) for file in files]
+        selects, groups = [], []
+        for number, (columns, group) in enumerate(itertools.groupby(described, key=lambda d: d[1])):
+            tables = [file.table for file, _ in group]
+            source = tables[0]
+            if len(tables) > 1:
+                source = f"parts_{name}_{number}"
+                groups.append(source)
+                con.execute(f"CREATE TEMP VIEW {source} AS " + " UNION ALL ".join(f"SELECT * FROM {t}" for t in tables))
+            raw_columns = {row[0]: row[1] for row in columns}
+            selects.append(typed_select(dataset, raw_columns, source, naive_timezone))
+        for file in files:
+            con.execute(
+                f"INSERT INTO {rejects} SELECT ?, source_file, source_row, \"column\", \"check\", value, reason, detail FROM {file.malformed}",
+                [name],
+            )
+        try:
+            con.execute(f"CREATE OR REPLACE TABLE {typed} AS " + " UNION ALL BY NAME ".join(selects))
+        except duckdb.Error as error:
+            # A Parquet file is read here, not when it was found: a damaged page, or text
+            # that is not UTF-8, surfaces now. It is the file's fault, named as such.
+            raise _unreadable(error, files) from None
+        for view in groups:
+            con.execute(f"DROP VIEW {view}")
+        for file in files:
+            loader.release(file)
+    else:
+        # No file: an empty table with every declared column, so later stages can rely on it.
+        con.execute("CREATE OR REPLACE TEMP TABLE no_rows (source_file VARCHAR, source_row BIGINT)")
+        source_columns = {"source_file": "VARCHAR", "source_row": "BIGINT"}
+        con.execute(
+            f"CREATE OR REPLACE TABLE {typed} AS "
+            + typed_select(dataset, source_columns, "no_rows", naive_timezone)
+        )
+
+    con.execute(
+        f"""
+        INSERT INTO {rejects}
+        SELECT ?, source_file, source_row, e."column", 'dtype', e.value, 'invalid_type',
+               'expected ' || e.expected || coalesce(', got ' || e.got, '')
+        FROM (SELECT source_file, source_row, unnest(_cast_errors) AS e FROM {typed})
+        """,
+        [name],
+    )
+    _pandera_rejects(con, dataset, typed, rejects)
+    return typed, rejects
+
+
 def _unreadable(error: Exception, files: list[LoadedFile]) -> InputError:
     """The InputError for a DuckDB error met while reading `files`, naming the file it cites."""
     message = first_line(error)
@@ -233,7 +247,7 @@ def _unreadable(error: Exception, files: list[LoadedFile]) -> InputError:
 PANDERA_CHUNK_ROWS = 1_000_000
 
 
-def _pandera_rejects(context: RunContext, dataset: Dataset, typed: str, rejects: str) -> None:
+def _pandera_rejects(con: duckdb.DuckDBPyConnection, dataset: Dataset, typed: str, rejects: str) -> None:
     """Run the dataset's pandera model over the typed rows; its failures become rejects.
 
     Only the rows a check could fail go (`prechecks.suspects`): at 10M profiles, a few
@@ -241,7 +255,6 @@ def _pandera_rejects(context: RunContext, dataset: Dataset, typed: str, rejects:
     `rowid` ranges: an input column named `rowid` would stand in for DuckDB's and decide
     which rows are checked.
     """
-    con = context.con
     schema = _checked_part(dataset.schema)
     columns = ", ".join(db.quote(c) for c in [*schema.columns, "source_file", "source_row"])
     suspect = prechecks.suspects(schema)
@@ -270,7 +283,7 @@ def _pandera_rejects(context: RunContext, dataset: Dataset, typed: str, rejects:
         finally:
             con.unregister("pandera_failures")
     if RULE_COLUMN in dataset.schema.columns:
-        _explain_rules(context, typed, rejects)
+        _explain_rules(con, typed, rejects)
 
 
 def _checked_part(schema: pa.DataFrameSchema) -> pa.DataFrameSchema:
@@ -350,30 +363,30 @@ def _pandera_chunk(dataset: Dataset, schema: pa.DataFrameSchema, frame: pl.DataF
     )
 
 
-def _explain_rules(context: RunContext, typed: str, rejects: str) -> None:
+def _explain_rules(con: duckdb.DuckDBPyConnection, typed: str, rejects: str) -> None:
     """Say why each rejected claim condition does not compile (few rows: definitions).
 
     The rule is read whole from the typed row: a reject's `value` keeps only 500 characters,
     and a long rule cut there explained itself as JSON that ends too soon.
     """
-    rows = context.con.execute(
+    rows = con.execute(
         f"""SELECT DISTINCT t.{db.quote(RULE_COLUMN)} FROM {rejects} r
             JOIN {typed} t ON t.source_file = r.source_file AND t.source_row = r.source_row
             WHERE r.reason = 'invalid_rule'"""
     ).fetchall()
     for (rule,) in rows:
-        context.con.execute(
+        con.execute(
             f"""UPDATE {rejects} SET detail = ? WHERE reason = 'invalid_rule' AND (source_file, source_row) IN (
                     SELECT source_file, source_row FROM {typed} WHERE {db.quote(RULE_COLUMN)} = ?)""",
             [rule_problem(rule) or "rule does not compile", rule],
         )
 
 
-def _duplicate_rejects(context: RunContext, dataset: Dataset, typed: str, rejects: str) -> None:
+def _duplicate_rejects(con: duckdb.DuckDBPyConnection, dataset: Dataset, typed: str, rejects: str) -> None:
     """A repeated key keeps its first accepted row (by file, then row); later ones are rejected."""
     for key in dataset.unique:
         column = db.quote(key)
-        context.con.execute(
+        con.execute(
             f"""
             INSERT INTO {rejects}
             WITH repeated AS (
@@ -402,12 +415,12 @@ def _duplicate_rejects(context: RunContext, dataset: Dataset, typed: str, reject
         )
 
 
-def _reference_rejects(context: RunContext, dataset: Dataset, typed: str, rejects: str) -> None:
+def _reference_rejects(con: duckdb.DuckDBPyConnection, dataset: Dataset, typed: str, rejects: str) -> None:
     """A row naming a row of another dataset that was not accepted is rejected."""
     for reference in dataset.references:
         column = db.quote(reference.column)
         target = db.quote(reference.target)
-        context.con.execute(
+        con.execute(
             f"""
             INSERT INTO {rejects}
             SELECT ?, source_file, source_row, ?, 'reference', CAST({column} AS VARCHAR), ?,

@@ -1,0 +1,233 @@
+"""The validate stage on Spark: the default engine's checks, each input file in a task of its own.
+
+Three Spark jobs, DuckDB computing every value (docs/scale-out.md, "What runs where"):
+
+1. **Per file** (one task each): the file is read, typed and checked row by row by
+   `validate.type_rows`, the default engine's own code, on a DuckDB connection of the task.
+   The typed rows and what they fail alone go to the scratch folder as Parquet, written
+   by DuckDB, so no value passes through Spark's types.
+2. **Whole datasets**, in the contract's order (a reference names an *accepted* row of an
+   earlier dataset): references, then unique keys, in Spark SQL over the key columns
+   alone. They compare text for equality and order it by (source_file, source_row), which
+   Spark and DuckDB do the same way (bytes), and the reject texts are built from the same
+   words as the default engine's.
+3. **Per file** again: DuckDB writes the accepted rows, every rejected row left out, as one
+   part of `validated/<dataset>.parquet/`.
+
+Every task's effects are files it writes whole under a name of its own, so Spark may run
+a task again (a retry, a lost executor) and the outputs are the same.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.readers import SourceFile, discover
+from pipeline.spark.shard import FailOnce
+from schemas import DATASETS
+
+REJECT_FIELDS = ("dataset", "source_file", "source_row", "column", "check", "value", "reason", "detail")
+# The DuckDB types of key and reference columns, as Spark reads them from DuckDB's Parquet.
+SPARK_TYPES = {"VARCHAR": "string", "BIGINT": "bigint", "INTEGER": "int", "DOUBLE": "double", "DATE": "date",
+               "TIMESTAMP WITH TIME ZONE": "timestamp", "BOOLEAN": "boolean"}
+REJECT_SCHEMA = ("dataset string, source_file string, source_row long, `column` string, `check` string, "
+                 "value string, reason string, detail string")
+
+
+@dataclass(frozen=True)
+class FileTask:
+    """One input file, as a task receives it (plain values: it travels pickled)."""
+
+    number: int
+    dataset: str
+    path: str
+    display: str
+    format: str
+
+
+def validate(spark, input_dir: Path, out_dir: Path, naive_timezone: str, *,
+             fail_once: FailOnce | None = None) -> list[dict]:
+    """Write `validated/<dataset>.parquet/` and `rejects/<dataset>.parquet/` under `out_dir`.
+
+    Returns one record per (input file, dataset): rows read, accepted and rejected, and the
+    file's sha256, as the default engine counts them. `fail_once` makes one task of the
+    first job fail on its first attempt (tests: Spark must retry it).
+    """
+    scratch = out_dir / ".spark-scratch"
+    shutil.rmtree(scratch, ignore_errors=True)
+    sources = [source for name in DATASETS for source in discover(input_dir, name)]
+    tasks = [FileTask(n, s.dataset, str(s.path), s.display, s.format) for n, s in enumerate(sources)]
+    kinds = _empty_tables(scratch, naive_timezone)
+    files = _per_file(spark, tasks, lambda part: _type_files(part, scratch, naive_timezone, fail_once))
+    rejected = _whole_datasets(spark, scratch, kinds)
+    for name in DATASETS:
+        (spark.read.schema(REJECT_SCHEMA).parquet(str(scratch / "rejected" / name))
+         .orderBy("source_file", "source_row", "column", "check")
+         .coalesce(1).write.mode("overwrite").parquet(str(out_dir / "rejects" / f"{name}.parquet")))
+    counts = {(c["dataset"], c["number"]): c for c in
+              _per_file(spark, files, lambda part: _write_accepted(part, scratch, out_dir))}
+    shutil.rmtree(scratch, ignore_errors=True)
+    return [{**f, **counts[(f["dataset"], f["number"])], "rejected": rejected.get((f["dataset"], f["display"]), 0)}
+            for f in files]
+
+
+def _per_file(spark, items: list, function) -> list[dict]:
+    """`function` over `items`, one task per item; what the tasks return, in item order."""
+    if not items:
+        return []
+    found = spark.sparkContext.parallelize(items, len(items)).mapPartitions(function).collect()
+    return sorted(found, key=lambda f: (f["number"], list(DATASETS).index(f["dataset"])))
+
+
+def _empty_tables(scratch: Path, naive_timezone: str) -> dict[str, str]:
+    """An empty typed table and reject table of every dataset: every folder Spark reads exists,
+    with the declared columns, even for a dataset with no file. Returns, per dataset, the
+    Spark schema of the columns the whole-dataset rules read."""
+    from pipeline import db, validate
+    from pipeline.readers import Loader
+
+    read = {name: {"source_file", "source_row", *d.unique, *(r.column for r in d.references)}
+            for name, d in DATASETS.items()}
+    for dataset in DATASETS.values():
+        for reference in dataset.references:
+            read[reference.dataset].add(reference.target)
+    kinds = {}
+    con = db.connect(threads=1)
+    try:
+        for name, dataset in DATASETS.items():
+            typed, rejects = validate.type_rows(con, Loader(con), dataset, [], naive_timezone)
+            kinds[name] = ", ".join(f"`{column}` {SPARK_TYPES[kind]}" for column, kind, *_ in db.rows(con, f"DESCRIBE {typed}")
+                                    if column in read[name])
+            _write(con, f"SELECT * EXCLUDE (_cast_errors) FROM {typed}", scratch / "typed" / name / "empty.parquet")
+            _write(con, f"SELECT * FROM {rejects}", scratch / "rows" / name / "empty.parquet")
+    finally:
+        con.close()
+    return kinds
+
+
+def _type_files(part: Iterable[FileTask], scratch: Path, naive_timezone: str,
+                fail_once: FailOnce | None) -> Iterator[dict]:
+    """Job 1, in a task: each file read, typed and checked row by row, as the default engine does."""
+    from pipeline import db, validate
+    from pipeline.readers import LoadedFile, Loader
+
+    for task in part:
+        if fail_once is not None:
+            fail_once.reach(task.number)
+        con = db.connect(threads=1)
+        try:
+            loader = Loader(con)
+            file = loader.load(SourceFile(task.dataset, Path(task.path), task.display, task.format))
+            loaded = [file]
+            for child, (table, malformed) in file.nested.items():
+                child_source = SourceFile(child, file.source.path, file.source.display, file.source.format)
+                loaded.append(LoadedFile(child_source, file.sha256, table, malformed,
+                                         loader.rows_read(table, malformed), {}))
+            for one in loaded:
+                name = one.source.dataset
+                typed, rejects = validate.type_rows(con, loader, DATASETS[name], [one], naive_timezone)
+                _write(con, f"SELECT * EXCLUDE (_cast_errors) FROM {typed}", scratch / "typed" / name / f"{task.number}.parquet")
+                _write(con, f"SELECT * FROM {rejects}", scratch / "rows" / name / f"{task.number}.parquet")
+                yield {"number": task.number, "dataset": name, "display": task.display,
+                       "sha256": one.sha256, "rows_read": one.rows_read}
+        finally:
+            con.close()
+
+
+def _whole_datasets(spark, scratch: Path, kinds: dict[str, str]) -> dict[tuple[str, str], int]:
+    """Job 2: references, then unique keys, dataset after dataset; rejected rows to scratch.
+
+    Returns the rows rejected per (dataset, file).
+    """
+    from pyspark.sql import functions as F
+
+    counts: dict[tuple[str, str], int] = {}
+    accepted_keys = {}
+    for name, dataset in DATASETS.items():
+        # Only the columns the rules read, with their declared types: a file's extra columns,
+        # whatever their types, stay in DuckDB's files.
+        typed = spark.read.schema(kinds[name]).parquet(str(scratch / "typed" / name))
+        rejected = spark.read.schema(REJECT_SCHEMA).parquet(str(scratch / "rows" / name))
+        for reference in dataset.references:
+            column = reference.column
+            targets = accepted_keys[(reference.dataset, reference.target)]
+            named = typed.where(F.col(column).isNotNull())
+            missing = named.join(targets, named[column] == targets["key"], "left_anti")
+            value = F.col(column).cast("string")
+            rejected = rejected.unionByName(missing.select(
+                F.lit(name).alias("dataset"), "source_file", "source_row", F.lit(column).alias("column"),
+                F.lit("reference").alias("check"), value.alias("value"), F.lit(reference.reason).alias("reason"),
+                F.concat(F.lit(column + " "), value, F.lit(" is not an accepted row of " + reference.dataset)).alias("detail"),
+            ))
+        for key in dataset.unique:
+            rejected = rejected.unionByName(_duplicates(spark, name, key, typed, rejected))
+        rejected.write.mode("overwrite").parquet(str(scratch / "rejected" / name))
+        rejected = spark.read.schema(REJECT_SCHEMA).parquet(str(scratch / "rejected" / name))
+        for row in rejected.groupBy("source_file").agg(F.countDistinct("source_row").alias("n")).collect():
+            counts[(name, row["source_file"])] = row["n"]
+        accepted = typed.join(rejected.select("source_file", "source_row").distinct(),
+                              ["source_file", "source_row"], "left_anti")
+        for target in {(r.dataset, r.target) for d in DATASETS.values() for r in d.references if r.dataset == name}:
+            accepted_keys[target] = (accepted.where(F.col(target[1]).isNotNull())
+                                     .select(F.col(target[1]).alias("key")).distinct())
+    return counts
+
+
+def _duplicates(spark, name: str, key: str, typed, rejected):
+    """A repeated key keeps its first row not yet rejected (by file, then row); later ones go."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    candidates = (typed.where(F.col(key).isNotNull())
+                  .join(rejected.select("source_file", "source_row").distinct(), ["source_file", "source_row"], "left_anti")
+                  .select("source_file", "source_row", F.col(key).alias("k")))
+    order = Window.partitionBy("k").orderBy("source_file", "source_row")
+    ranked = candidates.select(
+        "source_file", "source_row", "k",
+        F.first("source_file").over(order).alias("first_file"),
+        F.first("source_row").over(order).alias("first_row"),
+        F.row_number().over(order).alias("n"),
+    ).where("n > 1")
+    value = F.col("k").cast("string")
+    return ranked.select(
+        F.lit(name).alias("dataset"), "source_file", "source_row", F.lit(key).alias("column"),
+        F.lit("unique").alias("check"), value.alias("value"), F.lit("duplicate_key").alias("reason"),
+        F.concat(F.lit(f"duplicate {key} "), value, F.lit("; first at "), F.col("first_file"),
+                 F.lit(" row "), F.col("first_row").cast("string")).alias("detail"),
+    )
+
+
+def _write_accepted(part: Iterable[dict], scratch: Path, out_dir: Path) -> Iterator[dict]:
+    """Job 3, in a task: a file's accepted rows, as one part of its dataset's validated folder."""
+    from pipeline import db
+
+    for file in part:
+        name, number = file["dataset"], file["number"]
+        con = db.connect(threads=1)
+        try:
+            typed = db.literal(str(scratch / "typed" / name / f"{number}.parquet"))
+            rejected = db.literal(str(scratch / "rejected" / name / "*.parquet"))
+            target = out_dir / "validated" / f"{name}.parquet" / f"part-{number:05d}.parquet"
+            accepted = _write(con, f"""
+                SELECT * FROM read_parquet({typed})
+                WHERE (source_file, source_row) NOT IN (
+                    SELECT source_file, source_row FROM read_parquet({rejected}) WHERE source_file = ?)""",
+                target, [file["display"]])
+            yield {"number": number, "dataset": name, "accepted": accepted}
+        finally:
+            con.close()
+
+
+def _write(con, select: str, path: Path, params: list | None = None) -> int:
+    """`select` as a Parquet file, written to a temporary name and renamed: whole or absent."""
+    from pipeline import db
+    from pipeline.context import PARQUET
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    rows = db.scalar(con, f"COPY ({select}) TO {db.literal(str(partial))} ({PARQUET})", params)
+    partial.replace(path)
+    return rows

@@ -1,0 +1,115 @@
+"""The validate stage on Spark against the default engine: every validated and rejected row,
+every column type and every per-file count equal, on the sample exports, on 20,000 generated
+profiles with their planted faults, and on a folder of parts (keys repeated across files,
+an extra column typed differently per file, an empty part, one dataset split across CSV
+and Parquet); and the same when a task fails once, raising or with its worker killed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline import db
+from pipeline.spark.shard import FailOnce
+from pipeline.spark.validate import validate
+from schemas import DATASETS
+
+pytestmark = pytest.mark.spark
+
+REPO = Path(__file__).resolve().parents[2]
+AS_OF = "2026-11-22T09:00:00+11:00"
+
+
+def cli(*args: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("exports")
+    sample = root / "sample"
+    shutil.copytree(REPO / "sample_data", sample)
+    cli("generate", "--out", str(root / "generated"), "--profiles", "20000", "--seed", "7", "-q")
+    cli("generate", "--out", str(root / "source"), "--profiles", "5000", "--seed", "3", "--format", "parquet", "-q")
+    return {"sample": sample, "generated": root / "generated", "parts": _parts(root / "source", root / "parts")}
+
+
+def _parts(source: Path, parts: Path) -> Path:
+    """Profiles as four Parquet parts (1,000 keys in two files, an extra column INTEGER in one
+    part and VARCHAR in another, an empty part); benefits as one CSV and one Parquet file."""
+    shutil.copytree(source, parts)
+    (parts / "profiles.parquet").unlink()
+    (parts / "benefits.parquet").unlink()
+    (parts / "profiles").mkdir()
+    con = db.connect(threads=1)
+    con.execute(f"CREATE TABLE p AS SELECT *, row_number() OVER () AS n FROM read_parquet({db.literal(str(source / 'profiles.parquet'))})")
+    con.execute(f"CREATE TABLE b AS SELECT *, row_number() OVER () AS n FROM read_parquet({db.literal(str(source / 'benefits.parquet'))})")
+    for number, select in enumerate([
+        "SELECT * EXCLUDE (n) FROM p WHERE n <= 2000",
+        "SELECT * EXCLUDE (n), CAST(n AS INTEGER) AS loyalty_score FROM p WHERE n > 1000 AND n <= 4000",
+        "SELECT * EXCLUDE (n), 'x' || n AS loyalty_score FROM p WHERE n > 4000",
+        "SELECT * EXCLUDE (n) FROM p WHERE false",
+    ]):
+        con.execute(f"COPY ({select}) TO {db.literal(str(parts / 'profiles' / f'part-{number}.parquet'))}")
+    con.execute(f"COPY (SELECT * EXCLUDE (n) FROM b WHERE n <= 2000) TO {db.literal(str(parts / 'benefits-a.csv'))} (HEADER)")
+    con.execute(f"COPY (SELECT * EXCLUDE (n) FROM b WHERE n > 1500) TO {db.literal(str(parts / 'benefits-b.parquet'))}")
+    con.close()
+    return parts
+
+
+def default_engine(export: Path, out: Path) -> list[dict]:
+    cli("validate", "--input", str(export), "--out", str(out), "--max-reject-ratio", "1", "-q")
+    return json.loads((out / "manifest.json").read_text())["inputs"]
+
+
+def assert_same_outputs(default: Path, spark: Path) -> None:
+    """Every dataset's validated and rejected rows, read back and put in key order, equal:
+    the same columns, the same types, the same values."""
+    con = db.connect(threads=1)
+    for name in DATASETS:
+        for kind, keys in (("validated", ["source_file", "source_row"]),
+                           ("rejects", ["source_file", "source_row", "column", "check"])):
+            one = con.execute(f"SELECT * FROM read_parquet({db.literal(str(default / kind / f'{name}.parquet'))})")
+            columns = [d[0] for d in one.description]
+            parts = db.literal(str(spark / kind / f"{name}.parquet" / "*.parquet"))
+            other = con.execute(f"DESCRIBE SELECT * FROM read_parquet({parts}, union_by_name = true)").fetchall()
+            assert sorted(c[0] for c in other) == sorted(columns), f"{kind}/{name}: other columns"
+            order = ", ".join(db.quote(k) for k in keys)
+            listed = ", ".join(db.quote(c) for c in columns)
+            expected = con.sql(f"SELECT * FROM read_parquet({db.literal(str(default / kind / f'{name}.parquet'))}) "
+                                   f"ORDER BY {order}").to_arrow_table()
+            found = con.sql(f"SELECT {listed} FROM read_parquet({parts}, union_by_name = true) "
+                                f"ORDER BY {order}").to_arrow_table()
+            assert found.schema == expected.schema, f"{kind}/{name}: {found.schema} against {expected.schema}"
+            assert found.equals(expected), f"{kind}/{name}: other rows"
+    con.close()
+
+
+def counts(records: list[dict], path_key: str) -> list[tuple]:
+    return sorted((r["dataset"], r[path_key], r["sha256"], r["rows_read"], r["accepted"], r["rejected"]) for r in records)
+
+
+@pytest.mark.parametrize("export", ["sample", "generated", "parts"])
+def test_spark_validate_equals_the_default_engine(spark, exports, tmp_path, export):
+    expected = default_engine(exports[export], tmp_path / "default")
+    found = validate(spark, exports[export], tmp_path / "spark", "UTC")
+    assert counts(found, "display") == counts(expected, "path")
+    assert sum(r["rejected"] for r in found) > 0, "no row was rejected: the rules were not exercised"
+    assert_same_outputs(tmp_path / "default", tmp_path / "spark")
+    assert not (tmp_path / "spark" / ".spark-scratch").exists()
+
+
+@pytest.mark.parametrize("kill", [False, True], ids=["raises", "worker_killed"])
+def test_a_file_task_that_fails_once_is_retried_and_the_outputs_are_the_same(spark, exports, tmp_path, kill):
+    expected = default_engine(exports["parts"], tmp_path / "default")
+    marker = tmp_path / "failed-once"
+    found = validate(spark, exports["parts"], tmp_path / "spark", "UTC", fail_once=FailOnce(1, str(marker), kill=kill))
+    assert marker.exists(), "the task never failed: the test proves nothing"
+    assert counts(found, "display") == counts(expected, "path")
+    assert_same_outputs(tmp_path / "default", tmp_path / "spark")
