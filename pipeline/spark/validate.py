@@ -20,16 +20,18 @@ a task again (a retry, a lost executor) and the outputs are the same.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.errors import ConfigError
 from pipeline.readers import SourceFile, discover
 from pipeline.spark.shard import FailOnce
 from schemas import DATASETS
 
-REJECT_FIELDS = ("dataset", "source_file", "source_row", "column", "check", "value", "reason", "detail")
+GLOB = re.compile(r"[\[\]*?{}:]")
 # The DuckDB types of key and reference columns, as Spark reads them from DuckDB's Parquet.
 SPARK_TYPES = {"VARCHAR": "string", "BIGINT": "bigint", "INTEGER": "int", "DOUBLE": "double", "DATE": "date",
                "TIMESTAMP WITH TIME ZONE": "timestamp", "BOOLEAN": "boolean"}
@@ -56,22 +58,41 @@ def validate(spark, input_dir: Path, out_dir: Path, naive_timezone: str, *,
     file's sha256, as the default engine counts them. `fail_once` makes one task of the
     first job fail on its first attempt (tests: Spark must retry it).
     """
+    out_dir = out_dir.absolute()
+    if GLOB.search(str(out_dir)):
+        # Spark's readers expand globs in a path, and Hadoop's paths refuse a colon.
+        raise ConfigError(f"{out_dir}: the Spark engine needs an --out path without any of [ ] * ? {{ }} :")
     scratch = out_dir / ".spark-scratch"
     shutil.rmtree(scratch, ignore_errors=True)
     sources = [source for name in DATASETS for source in discover(input_dir, name)]
     tasks = [FileTask(n, s.dataset, str(s.path), s.display, s.format) for n, s in enumerate(sources)]
-    kinds = _empty_tables(scratch, naive_timezone)
-    files = _per_file(spark, tasks, lambda part: _type_files(part, scratch, naive_timezone, fail_once))
-    rejected = _whole_datasets(spark, scratch, kinds)
-    for name in DATASETS:
-        (spark.read.schema(REJECT_SCHEMA).parquet(str(scratch / "rejected" / name))
-         .orderBy("source_file", "source_row", "column", "check")
-         .coalesce(1).write.mode("overwrite").parquet(str(out_dir / "rejects" / f"{name}.parquet")))
-    counts = {(c["dataset"], c["number"]): c for c in
-              _per_file(spark, files, lambda part: _write_accepted(part, scratch, out_dir))}
-    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        kinds = _empty_tables(scratch, naive_timezone)
+        files = _per_file(spark, tasks, lambda part: _type_files(part, scratch, naive_timezone, fail_once))
+        rejected = _whole_datasets(spark, scratch, kinds)
+        for name in DATASETS:
+            # What an earlier call wrote goes first: an old part would be read as tonight's rows.
+            for kind in ("validated", "rejects"):
+                _remove(out_dir / kind / f"{name}.parquet")
+            (spark.read.schema(REJECT_SCHEMA).parquet(str(scratch / "rejected" / name))
+             .orderBy("source_file", "source_row", "column", "check")
+             .coalesce(1).write.parquet(str(out_dir / "rejects" / f"{name}.parquet")))
+        columns = _dataset_columns(scratch)
+        counts = {(c["dataset"], c["number"]): c for c in
+                  _per_file(spark, files, lambda part: _write_accepted(part, scratch, out_dir, columns))}
+        _write_empty(scratch, out_dir, {f["dataset"] for f in files}, columns)
+    finally:
+        # The scratch folder holds a typed copy of every input: it never outlives the call.
+        shutil.rmtree(scratch, ignore_errors=True)
     return [{**f, **counts[(f["dataset"], f["number"])], "rejected": rejected.get((f["dataset"], f["display"]), 0)}
             for f in files]
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
 
 
 def _per_file(spark, items: list, function) -> list[dict]:
@@ -79,7 +100,7 @@ def _per_file(spark, items: list, function) -> list[dict]:
     if not items:
         return []
     found = spark.sparkContext.parallelize(items, len(items)).mapPartitions(function).collect()
-    return sorted(found, key=lambda f: (f["number"], list(DATASETS).index(f["dataset"])))
+    return sorted(found, key=lambda f: (list(DATASETS).index(f["dataset"]), f["number"]))
 
 
 def _empty_tables(scratch: Path, naive_timezone: str) -> dict[str, str]:
@@ -200,7 +221,42 @@ def _duplicates(spark, name: str, key: str, typed, rejected):
     )
 
 
-def _write_accepted(part: Iterable[dict], scratch: Path, out_dir: Path) -> Iterator[dict]:
+def _dataset_columns(scratch: Path) -> dict[str, list[tuple[str, str]]]:
+    """Each dataset's columns and types across its files, as the default engine's one table
+    has them (`UNION ALL BY NAME`: the first file's columns first, types widened to fit all):
+    every part is written with them, so the parts of a folder share one schema. Only the
+    files' footers are read."""
+    from pipeline import db
+
+    con = db.connect(threads=1)
+    try:
+        found = {}
+        for name in DATASETS:
+            files = sorted((scratch / "typed" / name).glob("*.parquet"), key=_file_order)
+            described = db.rows(con, f"DESCRIBE SELECT * FROM read_parquet({db.path_literal(files)}, union_by_name = true)")
+            found[name] = [(column, kind) for column, kind, *_ in described]
+        return found
+    finally:
+        con.close()
+
+
+def _file_order(path: Path) -> tuple[int, int]:
+    """The files in input order, then the empty table: it adds no column but, with no file,
+    gives the declared ones."""
+    return (1, 0) if path.stem == "empty" else (0, int(path.stem))
+
+
+def _conformed(con, source: str, columns: list[tuple[str, str]]) -> str:
+    """A SELECT list over `source` giving exactly `columns`: each cast to the dataset's type,
+    null where this file has no such column."""
+    from pipeline import db
+
+    present = {row[0] for row in db.rows(con, f"DESCRIBE SELECT * FROM {source}")}
+    return ", ".join(f"CAST({db.quote(c) if c in present else 'NULL'} AS {kind}) AS {db.quote(c)}" for c, kind in columns)
+
+
+def _write_accepted(part: Iterable[dict], scratch: Path, out_dir: Path,
+                    columns: dict[str, list[tuple[str, str]]]) -> Iterator[dict]:
     """Job 3, in a task: a file's accepted rows, as one part of its dataset's validated folder."""
     from pipeline import db
 
@@ -208,11 +264,12 @@ def _write_accepted(part: Iterable[dict], scratch: Path, out_dir: Path) -> Itera
         name, number = file["dataset"], file["number"]
         con = db.connect(threads=1)
         try:
-            typed = db.literal(str(scratch / "typed" / name / f"{number}.parquet"))
-            rejected = db.literal(str(scratch / "rejected" / name / "*.parquet"))
+            typed = db.path_literal(scratch / "typed" / name / f"{number}.parquet")
+            rejected = db.literal(db.duckdb_path(scratch / "rejected" / name) + "/*.parquet")
             target = out_dir / "validated" / f"{name}.parquet" / f"part-{number:05d}.parquet"
+            source = f"read_parquet({typed})"
             accepted = _write(con, f"""
-                SELECT * FROM read_parquet({typed})
+                SELECT {_conformed(con, source, columns[name])} FROM {source}
                 WHERE (source_file, source_row) NOT IN (
                     SELECT source_file, source_row FROM read_parquet({rejected}) WHERE source_file = ?)""",
                 target, [file["display"]])
@@ -221,13 +278,26 @@ def _write_accepted(part: Iterable[dict], scratch: Path, out_dir: Path) -> Itera
             con.close()
 
 
+def _write_empty(scratch: Path, out_dir: Path, present: set[str], columns: dict[str, list[tuple[str, str]]]) -> None:
+    """A dataset with no input file still gets its validated folder: one part, no rows, every
+    declared column, as the default engine writes an empty file that later stages rely on."""
+    from pipeline import db
+
+    con = db.connect(threads=1)
+    try:
+        for name in DATASETS:
+            if name not in present:
+                source = f"read_parquet({db.path_literal(scratch / 'typed' / name / 'empty.parquet')})"
+                _write(con, f"SELECT {_conformed(con, source, columns[name])} FROM {source}",
+                       out_dir / "validated" / f"{name}.parquet" / "part-empty.parquet")
+    finally:
+        con.close()
+
+
 def _write(con, select: str, path: Path, params: list | None = None) -> int:
-    """`select` as a Parquet file, written to a temporary name and renamed: whole or absent."""
+    """`select` as a Parquet file, under a temporary name of this process, then renamed:
+    whole or absent, and two attempts of one task never share a temporary file."""
     from pipeline import db
     from pipeline.context import PARQUET
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    rows = db.scalar(con, f"COPY ({select}) TO {db.literal(str(partial))} ({PARQUET})", params)
-    partial.replace(path)
-    return rows
+    return db.copy_atomic(con, select, path, PARQUET, params)

@@ -37,7 +37,13 @@ def exports(tmp_path_factory) -> dict[str, Path]:
     shutil.copytree(REPO / "sample_data", sample)
     cli("generate", "--out", str(root / "generated"), "--profiles", "20000", "--seed", "7", "-q")
     cli("generate", "--out", str(root / "source"), "--profiles", "5000", "--seed", "3", "--format", "parquet", "-q")
-    return {"sample": sample, "generated": root / "generated", "parts": _parts(root / "source", root / "parts")}
+    parts = _parts(root / "source", root / "parts")
+    # Fewer files: a part gone, and no returns at all (the dataset must still be there, empty).
+    fewer = root / "fewer"
+    shutil.copytree(parts, fewer)
+    (fewer / "profiles" / "part-2.parquet").unlink()
+    (fewer / "returns.parquet").unlink()
+    return {"sample": sample, "generated": root / "generated", "parts": parts, "fewer": fewer}
 
 
 def _parts(source: Path, parts: Path) -> Path:
@@ -70,22 +76,17 @@ def default_engine(export: Path, out: Path) -> list[dict]:
 
 def assert_same_outputs(default: Path, spark: Path) -> None:
     """Every dataset's validated and rejected rows, read back and put in key order, equal:
-    the same columns, the same types, the same values."""
+    the same columns in the same order, the same types, the same values. The parts are read
+    as a plain glob, which DuckDB refuses when their schemas differ."""
     con = db.connect(threads=1)
     for name in DATASETS:
         for kind, keys in (("validated", ["source_file", "source_row"]),
                            ("rejects", ["source_file", "source_row", "column", "check"])):
-            one = con.execute(f"SELECT * FROM read_parquet({db.literal(str(default / kind / f'{name}.parquet'))})")
-            columns = [d[0] for d in one.description]
-            parts = db.literal(str(spark / kind / f"{name}.parquet" / "*.parquet"))
-            other = con.execute(f"DESCRIBE SELECT * FROM read_parquet({parts}, union_by_name = true)").fetchall()
-            assert sorted(c[0] for c in other) == sorted(columns), f"{kind}/{name}: other columns"
             order = ", ".join(db.quote(k) for k in keys)
-            listed = ", ".join(db.quote(c) for c in columns)
-            expected = con.sql(f"SELECT * FROM read_parquet({db.literal(str(default / kind / f'{name}.parquet'))}) "
-                                   f"ORDER BY {order}").to_arrow_table()
-            found = con.sql(f"SELECT {listed} FROM read_parquet({parts}, union_by_name = true) "
-                                f"ORDER BY {order}").to_arrow_table()
+            one = db.literal(str(default / kind / f"{name}.parquet"))
+            parts = db.literal(str(spark / kind / f"{name}.parquet" / "*.parquet"))
+            expected = con.sql(f"SELECT * FROM read_parquet({one}) ORDER BY {order}").to_arrow_table()
+            found = con.sql(f"SELECT * FROM read_parquet({parts}) ORDER BY {order}").to_arrow_table()
             assert found.schema == expected.schema, f"{kind}/{name}: {found.schema} against {expected.schema}"
             assert found.equals(expected), f"{kind}/{name}: other rows"
     con.close()
@@ -100,6 +101,8 @@ def test_spark_validate_equals_the_default_engine(spark, exports, tmp_path, expo
     expected = default_engine(exports[export], tmp_path / "default")
     found = validate(spark, exports[export], tmp_path / "spark", "UTC")
     assert counts(found, "display") == counts(expected, "path")
+    # In the manifest's order: dataset by dataset, then file by file.
+    assert [(r["dataset"], r["display"]) for r in found] == [(r["dataset"], r["path"]) for r in expected]
     assert sum(r["rejected"] for r in found) > 0, "no row was rejected: the rules were not exercised"
     assert_same_outputs(tmp_path / "default", tmp_path / "spark")
     assert not (tmp_path / "spark" / ".spark-scratch").exists()
@@ -113,3 +116,22 @@ def test_a_file_task_that_fails_once_is_retried_and_the_outputs_are_the_same(spa
     assert marker.exists(), "the task never failed: the test proves nothing"
     assert counts(found, "display") == counts(expected, "path")
     assert_same_outputs(tmp_path / "default", tmp_path / "spark")
+
+
+def test_a_second_call_into_the_same_folder_with_fewer_files_leaves_nothing_of_the_first(spark, exports, tmp_path):
+    """The first call's parts are gone (a left-over part would read as accepted rows), and a
+    dataset with no file still has its validated folder, empty, with every declared column."""
+    validate(spark, exports["parts"], tmp_path / "spark", "UTC")
+    expected = default_engine(exports["fewer"], tmp_path / "default")
+    found = validate(spark, exports["fewer"], tmp_path / "spark", "UTC")
+    assert "returns" not in {r["dataset"] for r in found}
+    assert counts(found, "display") == counts(expected, "path")
+    assert_same_outputs(tmp_path / "default", tmp_path / "spark")
+
+
+def test_an_out_path_spark_would_read_as_a_glob_is_refused_before_anything_runs(spark, exports, tmp_path):
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"without any of \[ \] \* \?"):
+        validate(spark, exports["sample"], tmp_path / "runs[1]", "UTC")
+    assert not (tmp_path / "runs[1]").exists()
