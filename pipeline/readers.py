@@ -214,6 +214,14 @@ class Loader:
             raise InputError(f"{source.display}: cannot be read ({message})") from None
         return LoadedFile(source, sha256, table, malformed, rows_read, nested)
 
+    def children(self, file: LoadedFile) -> list[LoadedFile]:
+        """The datasets split out of `file` (items nested in redemptions), each as a file of its own."""
+        return [
+            LoadedFile(SourceFile(child, file.source.path, file.source.display, file.source.format),
+                       file.sha256, table, malformed, self.rows_read(table, malformed), {})
+            for child, (table, malformed) in file.nested.items()
+        ]
+
     def rows_read(self, table: str, malformed: str) -> int:
         """Rows a file yielded: the good ones plus the malformed ones, each counted once."""
         return scalar(

@@ -19,7 +19,7 @@ from pipeline import db, failpoints, prechecks
 from pipeline.coerce import typed_select
 from pipeline.context import PARQUET, RunContext
 from pipeline.errors import InputError, RejectRatioExceeded, first_line
-from pipeline.readers import LoadedFile, Loader, SourceFile, discover, require
+from pipeline.readers import LoadedFile, Loader, discover, require
 from schemas import DATASETS, Dataset
 from schemas.benefit_definitions import rule_problem
 
@@ -98,10 +98,8 @@ def check(context: RunContext, required: dict[str, tuple[str, ...]] | None = Non
             for source in sources[name]:
                 file = loader.load(source)
                 loaded[name].append(file)
-                for child, (table, malformed) in file.nested.items():
-                    rows = loader.rows_read(table, malformed)
-                    child_source = SourceFile(child, source.path, source.display, source.format)
-                    loaded[child].append(LoadedFile(child_source, file.sha256, table, malformed, rows, {}))
+                for child in loader.children(file):
+                    loaded[child.source.dataset].append(child)
         for name, dataset in DATASETS.items():
             step(f"checking {name}")
             _validate_dataset(context, loader, dataset, loaded[name], result)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import ConfigError
@@ -37,17 +36,6 @@ SPARK_TYPES = {"VARCHAR": "string", "BIGINT": "bigint", "INTEGER": "int", "DOUBL
                "TIMESTAMP WITH TIME ZONE": "timestamp", "BOOLEAN": "boolean"}
 REJECT_SCHEMA = ("dataset string, source_file string, source_row long, `column` string, `check` string, "
                  "value string, reason string, detail string")
-
-
-@dataclass(frozen=True)
-class FileTask:
-    """One input file, as a task receives it (plain values: it travels pickled)."""
-
-    number: int
-    dataset: str
-    path: str
-    display: str
-    format: str
 
 
 def validate(spark, input_dir: Path, out_dir: Path, naive_timezone: str, *,
@@ -65,7 +53,7 @@ def validate(spark, input_dir: Path, out_dir: Path, naive_timezone: str, *,
     scratch = out_dir / ".spark-scratch"
     shutil.rmtree(scratch, ignore_errors=True)
     sources = [source for name in DATASETS for source in discover(input_dir, name)]
-    tasks = [FileTask(n, s.dataset, str(s.path), s.display, s.format) for n, s in enumerate(sources)]
+    tasks = list(enumerate(sources))  # (number, SourceFile): the number names the file's parts
     try:
         kinds = _empty_tables(scratch, naive_timezone)
         files = _per_file(spark, tasks, lambda part: _type_files(part, scratch, naive_timezone, fail_once))
@@ -129,30 +117,25 @@ def _empty_tables(scratch: Path, naive_timezone: str) -> dict[str, str]:
     return kinds
 
 
-def _type_files(part: Iterable[FileTask], scratch: Path, naive_timezone: str,
+def _type_files(part: Iterable[tuple[int, SourceFile]], scratch: Path, naive_timezone: str,
                 fail_once: FailOnce | None) -> Iterator[dict]:
     """Job 1, in a task: each file read, typed and checked row by row, as the default engine does."""
     from pipeline import db, validate
-    from pipeline.readers import LoadedFile, Loader
+    from pipeline.readers import Loader
 
-    for task in part:
+    for number, source in part:
         if fail_once is not None:
-            fail_once.reach(task.number)
+            fail_once.reach(number)
         con = db.connect(threads=1)
         try:
             loader = Loader(con)
-            file = loader.load(SourceFile(task.dataset, Path(task.path), task.display, task.format))
-            loaded = [file]
-            for child, (table, malformed) in file.nested.items():
-                child_source = SourceFile(child, file.source.path, file.source.display, file.source.format)
-                loaded.append(LoadedFile(child_source, file.sha256, table, malformed,
-                                         loader.rows_read(table, malformed), {}))
-            for one in loaded:
+            file = loader.load(source)
+            for one in [file, *loader.children(file)]:
                 name = one.source.dataset
                 typed, rejects = validate.type_rows(con, loader, DATASETS[name], [one], naive_timezone)
-                _write(con, f"SELECT * EXCLUDE (_cast_errors) FROM {typed}", scratch / "typed" / name / f"{task.number}.parquet")
-                _write(con, f"SELECT * FROM {rejects}", scratch / "rows" / name / f"{task.number}.parquet")
-                yield {"number": task.number, "dataset": name, "display": task.display,
+                _write(con, f"SELECT * EXCLUDE (_cast_errors) FROM {typed}", scratch / "typed" / name / f"{number}.parquet")
+                _write(con, f"SELECT * FROM {rejects}", scratch / "rows" / name / f"{number}.parquet")
+                yield {"number": number, "dataset": name, "display": source.display,
                        "sha256": one.sha256, "rows_read": one.rows_read}
         finally:
             con.close()
@@ -184,7 +167,7 @@ def _whole_datasets(spark, scratch: Path, kinds: dict[str, str]) -> dict[tuple[s
                 F.concat(F.lit(column + " "), value, F.lit(" is not an accepted row of " + reference.dataset)).alias("detail"),
             ))
         for key in dataset.unique:
-            rejected = rejected.unionByName(_duplicates(spark, name, key, typed, rejected))
+            rejected = rejected.unionByName(_duplicates(name, key, typed, rejected))
         rejected.write.mode("overwrite").parquet(str(scratch / "rejected" / name))
         rejected = spark.read.schema(REJECT_SCHEMA).parquet(str(scratch / "rejected" / name))
         for row in rejected.groupBy("source_file").agg(F.countDistinct("source_row").alias("n")).collect():
@@ -197,7 +180,7 @@ def _whole_datasets(spark, scratch: Path, kinds: dict[str, str]) -> dict[tuple[s
     return counts
 
 
-def _duplicates(spark, name: str, key: str, typed, rejected):
+def _duplicates(name: str, key: str, typed, rejected):
     """A repeated key keeps its first row not yet rejected (by file, then row); later ones go."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
