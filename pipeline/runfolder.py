@@ -15,7 +15,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline import failpoints
@@ -100,10 +102,20 @@ class RunFolder:
         Whatever can fail harmlessly (a folder that cannot be made) fails before the journal,
         leaving the last commit's files and manifest as they were.
         """
+        removing = set(removes)
         for relative in moves:
             if not (self.path / STAGING / relative).is_file():
                 raise RunFolderError(f"{self.path / STAGING / relative}: staged output missing before its commit")
-            (self.path / relative).parent.mkdir(parents=True, exist_ok=True)
+            final = self.path / relative
+            if final.is_dir() and any(p.is_file() and p.relative_to(self.path).as_posix() not in removing
+                                      for p in final.rglob("*")):
+                raise RunFolderError(
+                    f"{final}: a folder of files no run listed stands where {relative} goes; move it aside and rerun"
+                )
+            # A file giving way to a folder of its name (one engine's file, the other's parts)
+            # goes first, in `_apply`; its folder is made there.
+            if not any(parent.as_posix() in removing for parent in Path(relative).parents):
+                final.parent.mkdir(parents=True, exist_ok=True)
         journal = {"moves": moves, "removes": removes, "manifest": manifest}
         write_json_atomic(self.path / JOURNAL, journal)
         failpoints.reach("commit_journaled")
@@ -111,11 +123,22 @@ class RunFolder:
         self.manifest = manifest
 
     def _apply(self, journal: dict) -> None:
-        """Carry out a journal; safe to repeat, so a killed commit is finished by the next command."""
+        """Carry out a journal; safe to repeat, so a killed commit is finished by the next command.
+
+        Removals come first, so that a path can change from a file to a folder of parts (or
+        back) in one commit; until the manifest is written, the journal finishes the rest.
+        """
         touched = {self.path}
+        for relative in journal["removes"]:
+            path = self.path / relative
+            path.unlink(missing_ok=True)
+            touched.add(path.parent)
         for relative in journal["moves"]:
             source, final = self.path / STAGING / relative, self.path / relative
             if source.exists():
+                if final.is_dir() and not any(final.iterdir()):
+                    final.rmdir()  # the folder of parts a file of its name replaces, emptied above
+                final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(source, final)
                 touched |= {final.parent, source.parent}
                 failpoints.reach("commit_moving")
@@ -124,10 +147,6 @@ class RunFolder:
                     f"{self.path / JOURNAL}: names {relative}, which is neither staged nor in place; "
                     "the folder was changed by hand: move it aside and rerun into a new --out"
                 )
-        for relative in journal["removes"]:
-            path = self.path / relative
-            path.unlink(missing_ok=True)
-            touched.add(path.parent)
         for folder in touched:
             if folder.is_dir():
                 fsync_dir(folder)
@@ -146,8 +165,9 @@ class RunFolder:
                     (Path(root) / name).unlink(missing_ok=True)
 
 
-# What a command killed before its first commit leaves in a new folder: scratch only.
-SCRATCH_ONLY = {STAGING: None, SCRATCH: {"duckdb"}}
+# What a command killed before its first commit leaves in a new folder: scratch only
+# (DuckDB's spill files; the Spark engine's folder of one process, `spark-<pid>`).
+SCRATCH_ONLY = {STAGING: None, SCRATCH: re.compile(r"duckdb|spark-\d+")}
 
 
 def _check_is_run_folder(path: Path, must_hold_a_run: bool) -> None:
@@ -169,13 +189,23 @@ def _check_is_run_folder(path: Path, must_hold_a_run: bool) -> None:
         if TEMPORARY.match(entry.name):
             continue
         allowed = SCRATCH_ONLY.get(entry.name, ())
-        if entry.name not in SCRATCH_ONLY or (allowed is not None and {p.name for p in entry.iterdir()} - allowed):
+        if entry.name not in SCRATCH_ONLY or (
+            allowed is not None and not all(allowed.fullmatch(p.name) for p in entry.iterdir())
+        ):
             foreign.append(entry.name)
     if foreign:
         raise RunFolderError(
             f"{path}: holds files of no run ({', '.join(foreign[:3])}{', …' if len(foreign) > 3 else ''}); "
             "give --out a new or empty folder"
         )
+
+
+def validated_paths(listed: Iterable[str], name: str) -> list[str]:
+    """Where a run folder's accepted rows of dataset `name` are, of the paths `listed` in its
+    manifest: the file `validated/<name>.parquet`, or (the Spark engine) the parts of the
+    folder of that name, in order."""
+    whole = f"validated/{name}.parquet"
+    return sorted(path for path in listed if path == whole or path.startswith(whole + "/"))
 
 
 def read_manifest(path: Path) -> dict | None:

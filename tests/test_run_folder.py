@@ -215,3 +215,80 @@ def test_folders_named_like_glob_patterns_read_their_own_files(tmp_path):
     # polars globs too: read the plan back by its own name.
     assert pl.read_parquet(tmp_path / "night-[1]" / "issuance" / "plan.parquet", glob=False)["profile_id"].to_list() == ["p3"]
     assert plan(tmp_path, "night-1")["profile_id"].to_list() == ["p1", "p2"]
+
+
+def _stage(folder, relative: str, text: str) -> str:
+    path = folder.staged(relative)
+    path.write_text(text)
+    return relative
+
+
+def _commit(folder, moves: list[str], removes: list[str]) -> None:
+    folder.commit({"run_id": "r", "as_of": "2026-11-22T00:00:00+00:00", "outputs": [{"path": p} for p in moves],
+                   "stages": []}, moves, removes)
+
+
+def test_a_file_gives_way_to_a_folder_of_parts_of_its_name_and_back(tmp_path):
+    """The default engine writes validated/x.parquet as a file, the Spark engine as a folder of
+    parts: a run of either into a folder the other wrote replaces it in one commit."""
+    from pipeline.runfolder import RunFolder
+
+    run = tmp_path / "run"
+    parts = [f"validated/x.parquet/part-{n}.parquet" for n in (0, 1)]
+    for moves, removes, text in ((["validated/x.parquet"], [], "one file"), (parts, ["validated/x.parquet"], "part"),
+                                 (["validated/x.parquet"], parts, "one file again")):
+        folder = RunFolder.open(run)  # each engine's command opens the folder anew
+        try:
+            _commit(folder, [_stage(folder, relative, text) for relative in moves], removes)
+        finally:
+            folder.close()
+        assert manifest(run)["outputs"] == [{"path": relative} for relative in moves]
+        for relative in moves:
+            assert (run / relative).read_text() == text
+    assert sorted(p.name for p in (run / "validated").iterdir()) == ["x.parquet"]
+
+
+def test_a_commit_killed_between_removing_the_file_and_moving_its_parts_is_finished_by_the_next_command(tmp_path):
+    from pipeline.runfolder import JOURNAL, RunFolder
+
+    run = tmp_path / "run"
+    folder = RunFolder.open(run)
+    _commit(folder, [_stage(folder, "validated/x.parquet", "one file")], [])
+    part = _stage(folder, "validated/x.parquet/part-0.parquet", "part 0")
+    journal = {"moves": [part], "removes": ["validated/x.parquet"],
+               "manifest": {"run_id": "r", "as_of": "2026-11-22T00:00:00+00:00", "outputs": [{"path": part}], "stages": []}}
+    # As a kill leaves it: the journal written, the file removed, the part not yet moved.
+    (run / JOURNAL).write_text(json.dumps(journal))
+    (run / "validated" / "x.parquet").unlink()
+    folder.close()
+
+    RunFolder.open(run).close()
+    assert (run / "validated" / "x.parquet" / "part-0.parquet").read_text() == "part 0"
+    assert manifest(run)["outputs"] == [{"path": part}]
+    assert not (run / JOURNAL).exists()
+
+
+def test_files_no_run_listed_in_the_way_of_a_file_stop_the_commit_before_anything_moves(tmp_path):
+    from pipeline.errors import RunFolderError
+    from pipeline.runfolder import RunFolder
+
+    run = tmp_path / "run"
+    folder = RunFolder.open(run)
+    _commit(folder, [_stage(folder, "validated/x.parquet/part-0.parquet", "part 0")], [])
+    folder.close()
+    (run / "validated" / "x.parquet" / "mine.parquet").write_text("a user's file")
+    folder = RunFolder.open(run)
+    try:
+        before = (run / "manifest.json").read_bytes()
+        staged = _stage(folder, "validated/x.parquet", "one file")
+        try:
+            _commit(folder, [staged], ["validated/x.parquet/part-0.parquet"])
+        except RunFolderError as error:
+            assert str(error).startswith(f"{run / 'validated' / 'x.parquet'}: a folder of files no run listed")
+        else:
+            raise AssertionError("the commit went ahead over a user's file")
+        assert (run / "manifest.json").read_bytes() == before
+        assert (run / "validated" / "x.parquet" / "mine.parquet").read_text() == "a user's file"
+        assert (run / "validated" / "x.parquet" / "part-0.parquet").read_text() == "part 0"
+    finally:
+        folder.close()

@@ -75,6 +75,20 @@ def test_validate_into_an_existing_folder_keeps_files_it_did_not_write(tmp_path)
     assert (out / ".tmp" / "keep.txt").exists() and (out / "validated" / "mine.txt").exists()
 
 
+def test_a_folder_holding_only_what_a_killed_spark_command_left_is_taken_up(tmp_path):
+    # `--engine spark` killed before its first commit leaves its scratch, .tmp/spark-<pid>/,
+    # beside DuckDB's: the rerun must take the folder, not call it a folder of no run.
+    out = tmp_path / "night"
+    (out / ".tmp" / "spark-4242" / "scratch" / "typed").mkdir(parents=True)
+    (out / ".tmp" / "spark-4242" / "scratch" / "typed" / "0.parquet").write_bytes(b"typed rows")
+    (out / ".tmp" / "duckdb").mkdir()
+
+    result = cli("validate", "--input", str(SAMPLE), "--out", str(out), "--max-reject-ratio", "1", "-q")
+
+    assert result.returncode == 0, result.stderr
+    assert (out / "manifest.json").exists() and not (out / ".tmp").exists()
+
+
 def test_a_new_run_into_a_pushed_folder_does_not_show_the_old_push(sample, copy):
     # A new run (another --as-of) into a folder that was pushed keeps push/results.parquet
     # and stages.push of the earlier run in its manifest (no stage replaces "push/"), so
