@@ -62,7 +62,7 @@ $(BENCH_STAMP): pyproject.toml
 	touch $(BENCH_STAMP)
 
 bench: export OMNEO_BULK = $(CURDIR)/$(BENCH_VENV)/bin/omneo-bulk
-bench: $(STAMP) $(BENCH_STAMP) ## Run the benchmarks (tens of minutes) and record figures in benchmarks/RESULTS.md
+bench: $(STAMP) $(BENCH_STAMP) java ## Run the benchmarks (tens of minutes) and record figures in benchmarks/RESULTS.md
 	$(BIN)/python benchmarks/bench_validate.py --rows 1000000
 	$(BIN)/python benchmarks/bench_startup.py
 	$(BIN)/python benchmarks/bench_jsonlogic.py
@@ -79,8 +79,13 @@ bench: $(STAMP) $(BENCH_STAMP) ## Run the benchmarks (tens of minutes) and recor
 	$(BIN)/python benchmarks/bench_limit.py --profiles 1000000 --repeat 3
 	$(BIN)/python benchmarks/bench_limit.py --profiles 10000000 --repeat 2
 	$(BIN)/python benchmarks/bench_limit.py --profiles 10000000 --repeat 1 --memory-limit 4GB
+	$(MAKE) --no-print-directory bench-spark
+
+# The Spark engine beside the default one, both from .venv (the install with the spark extra).
+bench-spark: $(STAMP) java ## Benchmark --engine spark at 1M profiles on local[2] with 1, 2 and 8 shards
+	OMNEO_BULK=$(CURDIR)/$(BIN)/omneo-bulk $(BIN)/python benchmarks/bench_spark.py --profiles 1000000 --shards 1 2 8
 
 clean: ## Remove run outputs and the virtual environment
 	rm -rf runs $(VENV) $(BENCH_VENV) .pytest_cache *.egg-info
 
-.PHONY: help install run test test-spark browser java bench clean
+.PHONY: help install run test test-spark browser java bench bench-spark clean

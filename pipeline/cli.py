@@ -85,6 +85,12 @@ def input_options(command: Callable) -> Callable:
                      help="Exit 1 when rejected rows / rows read exceeds this."),
         click.option("--memory-limit", help="DuckDB memory limit, e.g. 4GB [default: a sixth of RAM]."),
         click.option("--threads", type=click.IntRange(min=1), help="DuckDB threads [default: all cores]."),
+        click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
+                     help="spark: the validate stage on Apache Spark (needs omneo-bulk[spark]); docs/scale-out.md."),
+        click.option("--spark-master", metavar="URL",
+                     help="With --engine spark: local[N], spark://…, yarn [default: spark-submit's, else local[*,2]]."),
+        click.option("--shards", type=click.IntRange(min=1),
+                     help="With --engine spark: partitions of every shuffle [default: Spark's]."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -92,7 +98,8 @@ def input_options(command: Callable) -> Callable:
 
 
 # Options that change how a command runs, never what it writes: not part of its request.
-HOW_NOT_WHAT = {"memory_limit", "threads"}
+# (--engine is part of it: the Spark engine writes validated/ as folders of parts.)
+HOW_NOT_WHAT = {"memory_limit", "threads", "spark_master", "shards"}
 
 
 def _context(options: dict, log: Log) -> RunContext:
@@ -101,6 +108,13 @@ def _context(options: dict, log: Log) -> RunContext:
 
     command = click.get_current_context().command.name
     asked = {k: str(Path(v).resolve()) if isinstance(v, Path) else v for k, v in options.items() if k not in HOW_NOT_WHAT}
+    if options.get("engine") == "spark":
+        _check_spark(options["out_dir"])
+    else:
+        for name, option in (("spark_master", "--spark-master"), ("shards", "--shards")):
+            if options.get(name) is not None:
+                raise ConfigError(f"{option} is for --engine spark; --engine duckdb runs on DuckDB alone")
+        asked.pop("engine", None)  # a DuckDB run asks what it asked before there was a choice
     if options.get("campaigns_file") is not None and options["campaigns_file"].is_file():
         asked["campaigns_sha256"] = sha256_of(options["campaigns_file"])
     return RunContext(
@@ -116,7 +130,23 @@ def _context(options: dict, log: Log) -> RunContext:
         max_reject_ratio=options["max_reject_ratio"],
         memory_limit=options["memory_limit"],
         threads=options["threads"],
+        engine=options["engine"],
+        spark_master=options["spark_master"],
+        shards=options["shards"],
     )
+
+
+def _check_spark(out_dir: Path) -> None:
+    """Stop before the run folder is touched when the Spark engine cannot run."""
+    import importlib.util
+
+    from pipeline.spark.validate import GLOB
+
+    if importlib.util.find_spec("pyspark") is None:
+        raise ConfigError("--engine spark needs PySpark: pip install 'omneo-bulk[spark]' (and Java 17)")
+    # Spark reads glob characters in a path as a pattern, and Hadoop's paths refuse a colon.
+    if GLOB.search(str(out_dir.absolute())):
+        raise ConfigError(f"--out {out_dir}: the Spark engine needs a path without any of [ ] * ? {{ }} :")
 
 
 def output_options(command: Callable) -> Callable:
@@ -271,10 +301,18 @@ def _validate(
     """Validate, run `before_writing` (campaign checks), then commit validated/ and rejects/."""
     from pipeline import report, validate
 
-    checked = validate.check(context, required)
-    prepared = before_writing()
     # An earlier run's report, warehouse and push results would mix its figures with tonight's.
-    validate.write(context, checked, stale=(*report.FILES, "push/"), stale_stages=("report", "push"))
+    stale = {"stale": (*report.FILES, "push/"), "stale_stages": ("report", "push")}
+    if context.engine == "spark":
+        from pipeline.spark import validate as on_spark
+
+        checked = on_spark.check(context, required)
+        prepared = before_writing()
+        validate.commit(context, checked, **stale, record={"engine": "spark"})
+    else:
+        checked = validate.check(context, required)
+        prepared = before_writing()
+        validate.write(context, checked, **stale)
     return checked, prepared
 
 

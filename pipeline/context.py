@@ -110,6 +110,9 @@ class RunContext:
     max_reject_ratio: float = 0.05
     memory_limit: str | None = None
     threads: int | None = None
+    engine: str = "duckdb"  # or "spark": the validate stage runs on Spark (docs/scale-out.md)
+    spark_master: str | None = None
+    shards: int | None = None
     state_dir: Path | None = None
     keeps_run: bool = False
     command: str | None = None  # the command this run is (validate, issue, reconcile, run)
@@ -126,6 +129,7 @@ class RunContext:
     progress: Silent = field(default_factory=Silent)
     folder: RunFolder | None = None
     _con: duckdb.DuckDBPyConnection | None = None
+    _spark: object | None = None  # a SparkSession, made on first use
     _hasher: ThreadPoolExecutor | None = None
 
     def __post_init__(self) -> None:
@@ -179,6 +183,17 @@ class RunContext:
             )
         return self._con
 
+    @property
+    def spark(self):
+        """The Spark engine's session (`--spark-master`, `--shards`), started on first use."""
+        if self._spark is None:
+            from pipeline.spark.session import build_session
+
+            # Spark's own log lines (a failed task's traceback) would bury the one line that
+            # names the fault; the fault itself is raised as the default engine raises it.
+            self._spark = build_session(self.spark_master, shards=self.shards, log_level="OFF")
+        return self._spark
+
     def close_connection(self) -> None:
         """Close DuckDB (its memory goes back) and wait for the digests still being computed."""
         if self._con is not None:
@@ -189,8 +204,15 @@ class RunContext:
             self._hasher = None
 
     def close(self) -> None:
-        """Close DuckDB, drop what was staged and never committed, release the run folder."""
+        """Close DuckDB and Spark, drop what was staged and never committed, release the run folder."""
         self.close_connection()
+        if self._spark is not None:
+            from pipeline.spark.session import is_local
+
+            # A cluster's session is the submitter's (spark-submit, a Databricks job) to stop.
+            if is_local(self._spark.sparkContext.master):
+                self._spark.stop()
+            self._spark = None
         if self.folder is not None:
             self.folder.close()
             self.folder = None

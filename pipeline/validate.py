@@ -20,6 +20,7 @@ from pipeline.coerce import typed_select
 from pipeline.context import PARQUET, RunContext
 from pipeline.errors import InputError, RejectRatioExceeded, first_line
 from pipeline.readers import LoadedFile, Loader, discover, require
+from pipeline.runfolder import validated_paths
 from schemas import DATASETS, Dataset
 from schemas.benefit_definitions import rule_problem
 
@@ -109,20 +110,29 @@ def check(context: RunContext, required: dict[str, tuple[str, ...]] | None = Non
 
 def write(context: RunContext, result: ValidateResult, stale: tuple[str, ...] = (),
           stale_stages: tuple[str, ...] = ()) -> ValidateResult:
-    """Commit validated/ and rejects/ with the stage's record; raise RejectRatioExceeded after.
-
-    `stale` names outputs of an earlier run that tonight's inputs make wrong (its report,
-    warehouse and push results), `stale_stages` their records: they go in the same commit.
-    """
+    """Stage validated/ and rejects/ from the checked tables, then `commit` them."""
     started = time.perf_counter()
     _stage_outputs(context, result)
     result.seconds = round(result.seconds + time.perf_counter() - started, 3)
+    return commit(context, result, stale, stale_stages)
+
+
+def commit(context: RunContext, result: ValidateResult, stale: tuple[str, ...] = (),
+           stale_stages: tuple[str, ...] = (), record: dict | None = None) -> ValidateResult:
+    """Commit the staged validated/ and rejects/ with the stage's record; raise
+    RejectRatioExceeded after. Whichever engine staged them, later stages read them from here.
+
+    `stale` names outputs of an earlier run that tonight's inputs make wrong (its report,
+    warehouse and push results), `stale_stages` their records: they go in the same commit.
+    `record` adds to the stage's record (the Spark engine names itself).
+    """
     failed = result.reject_ratio > context.max_reject_ratio
     failpoints.reach("validated_staged")
-    context.commit("validate", _record(context, result), replaces=("validated/", "rejects/", *stale),
-                   drops=stale_stages, status="failed" if failed else None)
+    context.commit("validate", {**_record(context, result), **(record or {})},
+                   replaces=("validated/", "rejects/", *stale), drops=stale_stages,
+                   status="failed" if failed else None)
     for name in DATASETS:
-        _read_from(context, name, context.out_dir / _validated(name))
+        read_from(context, name, [context.out_dir / path for path in validated_paths(context.outputs, name)])
     if failed:
         raise RejectRatioExceeded(
             f"{result.rejected} of {result.rows_read} rows rejected "
@@ -431,10 +441,6 @@ def _reference_rejects(con: duckdb.DuckDBPyConnection, dataset: Dataset, typed: 
         )
 
 
-def _validated(name: str) -> str:
-    return f"validated/{name}.parquet"
-
-
 def _stage(context: RunContext, name: str) -> int:
     """Write the accepted rows to their staged Parquet file and read them from there on.
 
@@ -443,22 +449,24 @@ def _stage(context: RunContext, name: str) -> int:
     the next dataset (at 10M profiles, gigabytes), and later stages read only the columns
     they use.
     """
-    staged = context.staged_path(_validated(name))
+    staged = context.staged_path(f"validated/{name}.parquet")
     rows = db.scalar(context.con, f"COPY {name} TO {db.literal(staged)} ({PARQUET})")
     context.con.execute(f"DROP TABLE {name}")
-    _read_from(context, name, staged)
+    read_from(context, name, [staged])
     return rows
 
 
-def _read_from(context: RunContext, name: str, path: Path) -> None:
-    context.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({db.path_literal(path.resolve())})")
+def read_from(context: RunContext, name: str, paths: list[Path]) -> None:
+    """The view `name` over a dataset's accepted rows: one file, or the parts of a folder."""
+    files = db.path_literal([str(path.resolve()) for path in paths])
+    context.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({files})")
 
 
 def _stage_outputs(context: RunContext, result: ValidateResult) -> None:
     with context.progress.stage("write validated", len(DATASETS)) as step:
         for name in DATASETS:
             step(name)
-            context.stage_output(_validated(name), result.staged[name])
+            context.stage_output(f"validated/{name}.parquet", result.staged[name])
             context.copy_parquet(
                 f"SELECT {REJECT_COLUMNS} FROM rejects_{name} ORDER BY source_file, source_row, \"column\", \"check\"",
                 f"rejects/{name}.parquet",

@@ -28,6 +28,7 @@ from pipeline import db
 from pipeline.errors import QueryError, first_line
 from pipeline.files import atomic_path
 from pipeline.glossary import COLUMNS, PROVENANCE, TABLES
+from pipeline.runfolder import validated_paths
 
 FILE = "warehouse.duckdb"
 DATASETS = ("profiles", "benefit_definitions", "benefits", "redemptions", "redemption_items", "returns", "transactions")
@@ -74,8 +75,10 @@ def _create_views(con: duckdb.DuckDBPyConnection, run_dir: Path, listed: set[str
 
     views: dict[str, str] = {}
     for name in DATASETS:
-        if f"validated/{name}.parquet" in listed:
-            views[name] = f"SELECT * FROM read_parquet({at(f'validated/{name}.parquet')})"
+        # One file, or the Spark engine's folder of parts: one view either way.
+        parts = validated_paths(listed, name)
+        if parts:
+            views[name] = f"SELECT * FROM read_parquet({at(parts)})"
     rejects = sorted(path for path in listed if path.startswith("rejects/") and path.endswith(".parquet"))
     if rejects:
         views["rejects"] = f"SELECT * FROM read_parquet({at(rejects)}) ORDER BY dataset, source_file, source_row"

@@ -141,6 +141,16 @@ def test_bad_option_value_exits_2_without_traceback(input_dir, run_dir, option, 
     assert not (run_dir / "manifest.json").exists()
 
 
+@pytest.mark.parametrize(("option", "value"), [("--spark-master", "local[2]"), ("--shards", "4")])
+def test_a_spark_option_without_the_spark_engine_exits_2(input_dir, run_dir, option, value):
+    """Silently ignored, `--shards 8` would let a user believe the run was sharded."""
+    result = invoke(["validate", "--input", input_dir, "--out", run_dir, option, value])
+
+    assert result.exit_code == 2, result.output
+    assert f"error: {option} is for --engine spark; --engine duckdb runs on DuckDB alone" in result.output
+    assert not run_dir.exists()
+
+
 # Config file and environment ---------------------------------------------------------------
 
 

@@ -20,9 +20,12 @@ a task again (a retry, a lost executor) and the outputs are the same.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import ConfigError
@@ -38,42 +41,96 @@ REJECT_SCHEMA = ("dataset string, source_file string, source_row long, `column` 
                  "value string, reason string, detail string")
 
 
-def validate(spark, input_dir: Path, out_dir: Path, naive_timezone: str, *,
-             fail_once: FailOnce | None = None) -> list[dict]:
-    """Write `validated/<dataset>.parquet/` and `rejects/<dataset>.parquet/` under `out_dir`.
+@dataclass
+class Validation:
+    """What one call wrote: a record per (input file, dataset), and every file written."""
 
-    Returns one record per (input file, dataset): rows read, accepted and rejected, and the
-    file's sha256, as the default engine counts them. `fail_once` makes one task of the
-    first job fail on its first attempt (tests: Spark must retry it).
+    files: list[dict]  # number, dataset, display, sha256, rows_read, accepted, rejected
+    outputs: dict[str, int]  # path under the call's folder -> rows, in the order written
+
+
+def validate(spark, input_dir: Path, out_dir: Path, naive_timezone: str, *, scratch: Path | None = None,
+             fail_once: FailOnce | None = None) -> Validation:
+    """Write `validated/<dataset>.parquet/` (parts) and `rejects/<dataset>.parquet` under `out_dir`.
+
+    The records count rows read, accepted and rejected, and give each file's sha256, as the
+    default engine counts them, in the manifest's order. `scratch` (default: a folder in
+    `out_dir`) holds a typed copy of every input during the call, and goes with it.
+    `fail_once` makes one task of the first job fail on its first attempt (tests: Spark
+    must retry it).
     """
     out_dir = out_dir.absolute()
-    if GLOB.search(str(out_dir)):
-        # Spark's readers expand globs in a path, and Hadoop's paths refuse a colon.
-        raise ConfigError(f"{out_dir}: the Spark engine needs an --out path without any of [ ] * ? {{ }} :")
-    scratch = out_dir / ".spark-scratch"
+    scratch = (scratch or out_dir / ".spark-scratch").absolute()
+    for path in (out_dir, scratch):
+        if GLOB.search(str(path)):
+            # Spark's readers expand globs in a path, and Hadoop's paths refuse a colon.
+            raise ConfigError(f"{path}: the Spark engine needs an --out path without any of [ ] * ? {{ }} :")
     shutil.rmtree(scratch, ignore_errors=True)
     sources = [source for name in DATASETS for source in discover(input_dir, name)]
     tasks = list(enumerate(sources))  # (number, SourceFile): the number names the file's parts
+    outputs: dict[str, int] = {}
     try:
         kinds = _empty_tables(scratch, naive_timezone)
         files = _per_file(spark, tasks, lambda part: _type_files(part, scratch, naive_timezone, fail_once))
-        rejected = _whole_datasets(spark, scratch, kinds)
+        _whole_datasets(spark, scratch, kinds)
         for name in DATASETS:
             # What an earlier call wrote goes first: an old part would be read as tonight's rows.
             for kind in ("validated", "rejects"):
                 _remove(out_dir / kind / f"{name}.parquet")
-            (spark.read.schema(REJECT_SCHEMA).parquet(str(scratch / "rejected" / name))
-             .orderBy("source_file", "source_row", "column", "check")
-             .coalesce(1).write.parquet(str(out_dir / "rejects" / f"{name}.parquet")))
+        written, rejected = _write_rejects(scratch, out_dir)
+        outputs.update(written)
         columns = _dataset_columns(scratch)
         counts = {(c["dataset"], c["number"]): c for c in
                   _per_file(spark, files, lambda part: _write_accepted(part, scratch, out_dir, columns))}
-        _write_empty(scratch, out_dir, {f["dataset"] for f in files}, columns)
+        outputs.update({_part(c["dataset"], c["number"]): c["accepted"] for c in counts.values()})
+        outputs.update(_write_empty(scratch, out_dir, {f["dataset"] for f in files}, columns))
     finally:
         # The scratch folder holds a typed copy of every input: it never outlives the call.
         shutil.rmtree(scratch, ignore_errors=True)
-    return [{**f, **counts[(f["dataset"], f["number"])], "rejected": rejected.get((f["dataset"], f["display"]), 0)}
-            for f in files]
+    records = [{**f, **counts[(f["dataset"], f["number"])], "rejected": rejected.get((f["dataset"], f["display"]), 0)}
+               for f in files]
+    return Validation(records, outputs)
+
+
+def check(context, required: dict[str, tuple[str, ...]] | None = None):
+    """The validate stage of a run on Spark: `validate` into the run folder's staging, every
+    file written counted as the stage's output, and the views later stages read made over
+    the staged parts. Returns the default engine's `ValidateResult`; `pipeline.validate.commit`
+    commits it as the default engine's outputs are."""
+    from pipeline import validate as on_duckdb
+    from pipeline.readers import require
+    from pipeline.runfolder import SCRATCH, validated_paths
+
+    started = time.perf_counter()
+    sources = {name: discover(context.input_dir, name) for name in DATASETS}
+    for stage, datasets in (required or {}).items():
+        require(sources, list(datasets), stage)
+    # Everything Spark writes goes under a folder of this process's own, then is staged by
+    # the driver: a task still running for a killed command cannot write into the rerun's.
+    own = context.out_dir / SCRATCH / f"spark-{os.getpid()}"
+    with context.progress.stage("validate on Spark", 1) as step:
+        step("every input file, then the whole datasets")
+        done = validate(context.spark, context.input_dir, own / "out", context.naive_timezone, scratch=own / "scratch")
+    result = on_duckdb.ValidateResult()
+    for f in done.files:
+        result.files.append(on_duckdb.FileCounts(f["dataset"], f["display"], f["sha256"], f["rows_read"],
+                                               f["accepted"], f["rejected"]))
+    for relative, rows in done.outputs.items():
+        os.replace(own / "out" / relative, context.staged_path(relative))
+        context.stage_output(relative, rows)
+    shutil.rmtree(own, ignore_errors=True)
+    for name in DATASETS:
+        parts = validated_paths(done.outputs, name)
+        result.staged[name] = sum(done.outputs[part] for part in parts)
+        on_duckdb.read_from(context, name, [context.staged_path(part) for part in parts])
+    result.seconds = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _part(name: str, number: int | str) -> str:
+    """A part of a dataset's validated folder, named by its input file's number ("empty": none)."""
+    label = f"{number:05d}" if isinstance(number, int) else number
+    return f"validated/{name}.parquet/part-{label}.parquet"
 
 
 def _remove(path: Path) -> None:
@@ -87,7 +144,10 @@ def _per_file(spark, items: list, function) -> list[dict]:
     """`function` over `items`, one task per item; what the tasks return, in item order."""
     if not items:
         return []
-    found = spark.sparkContext.parallelize(items, len(items)).mapPartitions(function).collect()
+    try:
+        found = spark.sparkContext.parallelize(items, len(items)).mapPartitions(function).collect()
+    except Exception as error:
+        raise _task_error(error) from None
     return sorted(found, key=lambda f: (list(DATASETS).index(f["dataset"]), f["number"]))
 
 
@@ -141,14 +201,10 @@ def _type_files(part: Iterable[tuple[int, SourceFile]], scratch: Path, naive_tim
             con.close()
 
 
-def _whole_datasets(spark, scratch: Path, kinds: dict[str, str]) -> dict[tuple[str, str], int]:
-    """Job 2: references, then unique keys, dataset after dataset; rejected rows to scratch.
-
-    Returns the rows rejected per (dataset, file).
-    """
+def _whole_datasets(spark, scratch: Path, kinds: dict[str, str]) -> None:
+    """Job 2: references, then unique keys, dataset after dataset; rejected rows to scratch."""
     from pyspark.sql import functions as F
 
-    counts: dict[tuple[str, str], int] = {}
     accepted_keys = {}
     for name, dataset in DATASETS.items():
         # Only the columns the rules read, with their declared types: a file's extra columns,
@@ -170,14 +226,11 @@ def _whole_datasets(spark, scratch: Path, kinds: dict[str, str]) -> dict[tuple[s
             rejected = rejected.unionByName(_duplicates(name, key, typed, rejected))
         rejected.write.mode("overwrite").parquet(str(scratch / "rejected" / name))
         rejected = spark.read.schema(REJECT_SCHEMA).parquet(str(scratch / "rejected" / name))
-        for row in rejected.groupBy("source_file").agg(F.countDistinct("source_row").alias("n")).collect():
-            counts[(name, row["source_file"])] = row["n"]
         accepted = typed.join(rejected.select("source_file", "source_row").distinct(),
                               ["source_file", "source_row"], "left_anti")
         for target in {(r.dataset, r.target) for d in DATASETS.values() for r in d.references if r.dataset == name}:
             accepted_keys[target] = (accepted.where(F.col(target[1]).isNotNull())
                                      .select(F.col(target[1]).alias("key")).distinct())
-    return counts
 
 
 def _duplicates(name: str, key: str, typed, rejected):
@@ -249,7 +302,7 @@ def _write_accepted(part: Iterable[dict], scratch: Path, out_dir: Path,
         try:
             typed = db.path_literal(scratch / "typed" / name / f"{number}.parquet")
             rejected = db.literal(db.duckdb_path(scratch / "rejected" / name) + "/*.parquet")
-            target = out_dir / "validated" / f"{name}.parquet" / f"part-{number:05d}.parquet"
+            target = out_dir / _part(name, number)
             source = f"read_parquet({typed})"
             accepted = _write(con, f"""
                 SELECT {_conformed(con, source, columns[name])} FROM {source}
@@ -261,20 +314,62 @@ def _write_accepted(part: Iterable[dict], scratch: Path, out_dir: Path,
             con.close()
 
 
-def _write_empty(scratch: Path, out_dir: Path, present: set[str], columns: dict[str, list[tuple[str, str]]]) -> None:
+def _write_empty(scratch: Path, out_dir: Path, present: set[str],
+                 columns: dict[str, list[tuple[str, str]]]) -> dict[str, int]:
     """A dataset with no input file still gets its validated folder: one part, no rows, every
     declared column, as the default engine writes an empty file that later stages rely on."""
     from pipeline import db
 
+    written = {}
     con = db.connect(threads=1)
     try:
         for name in DATASETS:
             if name not in present:
                 source = f"read_parquet({db.path_literal(scratch / 'typed' / name / 'empty.parquet')})"
-                _write(con, f"SELECT {_conformed(con, source, columns[name])} FROM {source}",
-                       out_dir / "validated" / f"{name}.parquet" / "part-empty.parquet")
+                written[_part(name, "empty")] = _write(con, f"SELECT {_conformed(con, source, columns[name])} FROM {source}",
+                                                       out_dir / _part(name, "empty"))
     finally:
         con.close()
+    return written
+
+
+def _write_rejects(scratch: Path, out_dir: Path) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+    """Each dataset's rejected rows as one file, in the default engine's order, written by
+    DuckDB on the driver: rejects are few (the run stops above --max-reject-ratio).
+
+    Returns the files written (path -> rows) and the rows rejected per (dataset, file).
+    """
+    from pipeline import db, validate
+
+    written, rejected = {}, {}
+    con = db.connect(threads=1)
+    try:
+        for name in DATASETS:
+            relative = f"rejects/{name}.parquet"
+            # The empty table gives the columns when Spark wrote no part (no row rejected).
+            files = [*sorted((scratch / "rejected" / name).glob("*.parquet")), scratch / "rows" / name / "empty.parquet"]
+            source = f"read_parquet({db.path_literal(files)})"
+            written[relative] = _write(con, f"SELECT {validate.REJECT_COLUMNS} FROM {source} "
+                                            'ORDER BY source_file, source_row, "column", "check"', out_dir / relative)
+            for file, rows in db.rows(con, f"SELECT source_file, count(DISTINCT source_row) FROM {source} GROUP BY ALL"):
+                rejected[(name, file)] = rows
+    finally:
+        con.close()
+    return written, rejected
+
+
+def _task_error(error: Exception) -> Exception:
+    """A task's own fault (a file that cannot be read, named with its row and column), as the
+    default engine raises it, instead of Spark's report of the failed job around it."""
+    from pipeline import errors
+
+    found = re.findall(r"pipeline\.errors\.(\w+): (.+)", str(error))
+    if found:
+        kind, message = found[-1]
+        cause = getattr(errors, kind, None)
+        if isinstance(cause, type) and issubclass(cause, errors.PipelineError):
+            return cause(message.strip())
+    return error
 
 
 def _write(con, select: str, path: Path, params: list | None = None) -> int:
