@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--profiles", type=int, default=1_000_000)
     parser.add_argument("--shards", type=int, nargs="+", default=[1, 2, 8])
     parser.add_argument("--master", default="local[2]")
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7, help="The exports bench_limit.py times too.")
     args = parser.parse_args()
 

@@ -26,6 +26,8 @@ import pyarrow.compute as pc
 
 SHARD = "shard"
 DATASET = "dataset"
+# A command's shard or task to fail once (tests only): see `FailOnce.from_environment`.
+FAIL_ONCE_VARIABLE = "OMNEO_BULK_TEST_FAIL_ONCE"
 
 
 def shard_of(column: str, shards: int) -> str:
@@ -74,6 +76,16 @@ class FailOnce:
     shard: int
     marker: str
     kill: bool = False
+
+    @classmethod
+    def from_environment(cls) -> FailOnce | None:
+        """The hook a test sets for a whole command: `OMNEO_BULK_TEST_FAIL_ONCE=<n>:<marker>`,
+        or `<n>:<marker>:kill`. Unset (always, outside the tests), None."""
+        wanted = os.environ.get(FAIL_ONCE_VARIABLE)
+        if not wanted:
+            return None
+        shard, marker, *kill = wanted.split(":")
+        return cls(int(shard), marker, kill == ["kill"])
 
     def reach(self, shard: int) -> None:
         if shard != self.shard or os.path.exists(self.marker):

@@ -110,7 +110,8 @@ def check(context, required: dict[str, tuple[str, ...]] | None = None):
     own = context.out_dir / SCRATCH / f"spark-{os.getpid()}"
     with context.progress.stage("validate on Spark", 1) as step:
         step("every input file, then the whole datasets")
-        done = validate(context.spark, context.input_dir, own / "out", context.naive_timezone, scratch=own / "scratch")
+        done = validate(context.spark, context.input_dir, own / "out", context.naive_timezone, scratch=own / "scratch",
+                        fail_once=FailOnce.from_environment())
     result = on_duckdb.ValidateResult()
     for f in done.files:
         result.files.append(on_duckdb.FileCounts(f["dataset"], f["display"], f["sha256"], f["rows_read"],

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import failpoints
+from pipeline.spark.shard import FAIL_ONCE_VARIABLE
 from spark.compare import assert_same_outputs
 from spark.conftest import MASTER
 
@@ -35,10 +36,13 @@ SPARK = ("--engine", "spark", "--spark-master", MASTER)
 OWN_BYTES = {"report.html", "report.md", "warehouse.duckdb"}
 
 
-def omneo(*args: str, kill_at: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+def omneo(*args: str, kill_at: str | None = None, fail_once: str | None = None,
+          timeout: float = 600) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMNEO_BULK")}
     if kill_at:
         env[failpoints.VARIABLE] = kill_at
+    if fail_once:
+        env[FAIL_ONCE_VARIABLE] = fail_once
     return subprocess.run([OMNEO_BULK, *args], capture_output=True, text=True, env=env, timeout=timeout)
 
 
@@ -114,7 +118,8 @@ def test_a_night_on_spark_writes_what_the_default_engine_writes(clean, export):
 def test_a_night_on_spark_killed_amid_spark_then_amid_its_commit_then_rerun_ends_where_a_clean_one_does(
         exports, clean, tmp_path):
     """Killed while Spark's jobs run (the JVM and its Python workers die with the driver);
-    the rerun killed while the validated parts move into place; then rerun to the end."""
+    the rerun killed while the validated parts move into place; then rerun to the end, with
+    the Python worker of one file's task killed once (an executor lost), which Spark retries."""
     out = tmp_path / "night"
     started = time.monotonic()
     process = subprocess.Popen([OMNEO_BULK, *night(exports["sample"], out, *SPARK)],
@@ -132,8 +137,10 @@ def test_a_night_on_spark_killed_amid_spark_then_amid_its_commit_then_rerun_ends
     assert moving.returncode == -signal.SIGKILL, moving.stderr
     assert (out / ".commit.json").exists(), "killed before its commit: not the instant asked for"
 
-    rerun = omneo(*night(exports["sample"], out, *SPARK))
+    lost = tmp_path / "worker-lost-once"
+    rerun = omneo(*night(exports["sample"], out, *SPARK), fail_once=f"1:{lost}:kill")
     assert rerun.returncode == 0, rerun.stderr
+    assert lost.exists(), "no task failed: the retry was not exercised"
     assert digests(out) == digests(clean["sample"]["spark"])
     assert on_disk(out) == on_disk(clean["sample"]["spark"])
 
