@@ -109,7 +109,7 @@ def _context(options: dict, log: Log) -> RunContext:
     command = click.get_current_context().command.name
     asked = {k: str(Path(v).resolve()) if isinstance(v, Path) else v for k, v in options.items() if k not in HOW_NOT_WHAT}
     if options.get("engine") == "spark":
-        _check_spark(options["out_dir"])
+        _check_spark(options["out_dir"], options["spark_master"])
     else:
         for name, option in (("spark_master", "--spark-master"), ("shards", "--shards")):
             if options.get(name) is not None:
@@ -136,14 +136,18 @@ def _context(options: dict, log: Log) -> RunContext:
     )
 
 
-def _check_spark(out_dir: Path) -> None:
+def _check_spark(out_dir: Path, master: str | None) -> None:
     """Stop before the run folder is touched when the Spark engine cannot run."""
     import importlib.util
 
+    from pipeline.spark.session import check_master, is_local, require_java
     from pipeline.spark.validate import GLOB
 
     if importlib.util.find_spec("pyspark") is None:
         raise ConfigError("--engine spark needs PySpark: pip install 'omneo-bulk[spark]' (and Java 17)")
+    check_master(master)
+    if master is None or is_local(master):  # a JVM of this machine's (spark-submit's, or the local one)
+        require_java()
     # Spark reads glob characters in a path as a pattern, and Hadoop's paths refuse a colon.
     if GLOB.search(str(out_dir.absolute())):
         raise ConfigError(f"--out {out_dir}: the Spark engine needs a path without any of [ ] * ? {{ }} :")

@@ -130,6 +130,7 @@ class RunContext:
     folder: RunFolder | None = None
     _con: duckdb.DuckDBPyConnection | None = None
     _spark: object | None = None  # a SparkSession, made on first use
+    _spark_is_local: bool = False  # its JVM is this process's, to stop at the end
     _hasher: ThreadPoolExecutor | None = None
 
     def __post_init__(self) -> None:
@@ -187,11 +188,12 @@ class RunContext:
     def spark(self):
         """The Spark engine's session (`--spark-master`, `--shards`), started on first use."""
         if self._spark is None:
-            from pipeline.spark.session import build_session
+            from pipeline.spark.session import build_session, is_local
 
             # Spark's own log lines (a failed task's traceback) would bury the one line that
             # names the fault; the fault itself is raised as the default engine raises it.
             self._spark = build_session(self.spark_master, shards=self.shards, log_level="OFF")
+            self._spark_is_local = is_local(self._spark.sparkContext.master)
         return self._spark
 
     def close_connection(self) -> None:
@@ -207,12 +209,13 @@ class RunContext:
         """Close DuckDB and Spark, drop what was staged and never committed, release the run folder."""
         self.close_connection()
         if self._spark is not None:
-            from pipeline.spark.session import is_local
-
+            spark, self._spark = self._spark, None
             # A cluster's session is the submitter's (spark-submit, a Databricks job) to stop.
-            if is_local(self._spark.sparkContext.master):
-                self._spark.stop()
-            self._spark = None
+            if self._spark_is_local:
+                try:
+                    spark.stop()
+                except Exception:  # noqa: BLE001 - its JVM is gone already (killed): nothing to stop
+                    pass
         if self.folder is not None:
             self.folder.close()
             self.folder = None

@@ -53,6 +53,12 @@ class QueryError(PipelineError):
     exit_code = 2
 
 
+class SparkError(PipelineError):
+    """Spark could not start, or its JVM stopped under a command (`--engine spark`)."""
+
+    hint = "a rerun into the same --out picks up where it stopped"
+
+
 class RunFolderInUse(PipelineError):
     """Another command is writing the same run folder."""
 

@@ -21,7 +21,9 @@ from importlib import resources
 from pipeline.errors import ConfigError
 
 DEFAULT_LOCAL_MASTER = "local[*,2]"
-LOCAL_MASTER = re.compile(r"^local(\[\s*(\d+|\*)\s*(,\s*\d+\s*)?\])?$")
+LOCAL_MASTER = re.compile(r"^local(\[\s*([1-9]\d*|\*)\s*(,\s*[1-9]\d*\s*)?\])?$")
+# The cluster managers Spark knows (SparkContext refuses any other master).
+CLUSTER_MASTER = re.compile(r"^(yarn|spark://.+|k8s://.+|local-cluster\[.+\])$")
 
 # SQL settings every session gets, local or not (they can be set on a running session too).
 SQL_SETTINGS = {
@@ -40,6 +42,15 @@ SQL_SETTINGS = {
 
 def is_local(master: str) -> bool:
     return bool(LOCAL_MASTER.match(master.strip()))
+
+
+def check_master(master: str | None) -> None:
+    """A usage error for a master Spark would refuse, before a JVM is started for it."""
+    if master is not None and not (is_local(master) or CLUSTER_MASTER.match(master.strip())):
+        raise ConfigError(
+            f"--spark-master {master!r} is not a Spark master: local, local[N], local[N,F] (N, F at least 1), "
+            "local[*], spark://HOST:PORT, yarn or k8s://URL"
+        )
 
 
 def build_session(
@@ -62,12 +73,13 @@ def build_session(
         raise ConfigError(
             "--engine spark needs PySpark: pip install 'omneo-bulk[spark]' (and Java 17)"
         ) from None
+    check_master(master)
     submitted = "PYSPARK_GATEWAY_PORT" in os.environ or SparkSession.getActiveSession() is not None
     if master is None and not submitted:
         master = DEFAULT_LOCAL_MASTER
     chosen = dict(SQL_SETTINGS)
     if master is not None and is_local(master):
-        _require_java()
+        require_java()
         chosen.update(_local_settings(settings or {}))
     if shards is not None:
         chosen["spark.sql.shuffle.partitions"] = str(shards)
@@ -79,7 +91,13 @@ def build_session(
         builder = builder.master(master)
     for key, value in chosen.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    try:
+        spark = builder.getOrCreate()
+    except Exception as error:  # the JVM did not start, or the master did not answer
+        from pipeline.errors import SparkError, first_line
+
+        raise SparkError(f"Spark could not start a session on {master or 'the submitter'}'s master: "
+                         f"{first_line(error)}") from None
     # A reused session keeps its static settings, but SQL settings can still be set.
     for key, value in SQL_SETTINGS.items():
         spark.conf.set(key, value)
@@ -117,9 +135,12 @@ def _local_settings(settings: dict[str, str]) -> dict[str, str]:
     }
 
 
-def _require_java() -> None:
+def require_java() -> None:
     java_home = os.environ.get("JAVA_HOME")
-    if shutil.which("java") is None and not (java_home and os.path.exists(os.path.join(java_home, "bin", "java"))):
+    if java_home and not os.path.exists(os.path.join(java_home, "bin", "java")):
+        # Spark's launcher takes JAVA_HOME before PATH: a stale one fails with a shell error.
+        raise ConfigError(f"JAVA_HOME {java_home} holds no bin/java; point it at a Java 17 runtime, or unset it")
+    if shutil.which("java") is None and not java_home:
         raise ConfigError(
             "--engine spark in local mode needs Java 17 (java on PATH or JAVA_HOME); "
             "on Debian: apt-get install openjdk-17-jre-headless"

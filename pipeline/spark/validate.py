@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, SparkError, first_line
 from pipeline.readers import SourceFile, discover
 from pipeline.spark.shard import FailOnce
 from schemas import DATASETS
@@ -50,12 +50,13 @@ class Validation:
 
 
 def validate(spark, input_dir: Path, out_dir: Path, naive_timezone: str, *, scratch: Path | None = None,
-             fail_once: FailOnce | None = None) -> Validation:
+             memory_limit: str | None = None, fail_once: FailOnce | None = None) -> Validation:
     """Write `validated/<dataset>.parquet/` (parts) and `rejects/<dataset>.parquet` under `out_dir`.
 
     The records count rows read, accepted and rejected, and give each file's sha256, as the
     default engine counts them, in the manifest's order. `scratch` (default: a folder in
     `out_dir`) holds a typed copy of every input during the call, and goes with it.
+    `memory_limit` is each task's DuckDB limit (`--memory-limit`; a task has one thread).
     `fail_once` makes one task of the first job fail on its first attempt (tests: Spark
     must retry it).
     """
@@ -71,17 +72,17 @@ def validate(spark, input_dir: Path, out_dir: Path, naive_timezone: str, *, scra
     outputs: dict[str, int] = {}
     try:
         kinds = _empty_tables(scratch, naive_timezone)
-        files = _per_file(spark, tasks, lambda part: _type_files(part, scratch, naive_timezone, fail_once))
+        files = _per_file(spark, tasks, lambda part: _type_files(part, scratch, naive_timezone, memory_limit, fail_once))
         _whole_datasets(spark, scratch, kinds)
         for name in DATASETS:
             # What an earlier call wrote goes first: an old part would be read as tonight's rows.
             for kind in ("validated", "rejects"):
                 _remove(out_dir / kind / f"{name}.parquet")
-        written, rejected = _write_rejects(scratch, out_dir)
+        written, rejected = _write_rejects(scratch, out_dir, memory_limit)
         outputs.update(written)
         columns = _dataset_columns(scratch)
         counts = {(c["dataset"], c["number"]): c for c in
-                  _per_file(spark, files, lambda part: _write_accepted(part, scratch, out_dir, columns))}
+                  _per_file(spark, files, lambda part: _write_accepted(part, scratch, out_dir, columns, memory_limit))}
         outputs.update({_part(c["dataset"], c["number"]): c["accepted"] for c in counts.values()})
         outputs.update(_write_empty(scratch, out_dir, {f["dataset"] for f in files}, columns))
     finally:
@@ -110,8 +111,15 @@ def check(context, required: dict[str, tuple[str, ...]] | None = None):
     own = context.out_dir / SCRATCH / f"spark-{os.getpid()}"
     with context.progress.stage("validate on Spark", 1) as step:
         step("every input file, then the whole datasets")
-        done = validate(context.spark, context.input_dir, own / "out", context.naive_timezone, scratch=own / "scratch",
-                        fail_once=FailOnce.from_environment())
+        try:
+            done = validate(context.spark, context.input_dir, own / "out", context.naive_timezone,
+                            scratch=own / "scratch", memory_limit=context.memory_limit,
+                            fail_once=FailOnce.from_environment())
+        except Exception as error:
+            if _jvm_stopped(error):
+                raise SparkError(f"Spark's JVM stopped during the validate stage (killed, or out of memory?): "
+                                 f"{first_line(error)}") from None
+            raise
     result = on_duckdb.ValidateResult()
     for f in done.files:
         result.files.append(on_duckdb.FileCounts(f["dataset"], f["display"], f["sha256"], f["rows_read"],
@@ -179,7 +187,7 @@ def _empty_tables(scratch: Path, naive_timezone: str) -> dict[str, str]:
 
 
 def _type_files(part: Iterable[tuple[int, SourceFile]], scratch: Path, naive_timezone: str,
-                fail_once: FailOnce | None) -> Iterator[dict]:
+                memory_limit: str | None, fail_once: FailOnce | None) -> Iterator[dict]:
     """Job 1, in a task: each file read, typed and checked row by row, as the default engine does."""
     from pipeline import db, validate
     from pipeline.readers import Loader
@@ -187,7 +195,7 @@ def _type_files(part: Iterable[tuple[int, SourceFile]], scratch: Path, naive_tim
     for number, source in part:
         if fail_once is not None:
             fail_once.reach(number)
-        con = db.connect(threads=1)
+        con = db.connect(threads=1, memory_limit=memory_limit)
         try:
             loader = Loader(con)
             file = loader.load(source)
@@ -293,13 +301,13 @@ def _conformed(con, source: str, columns: list[tuple[str, str]]) -> str:
 
 
 def _write_accepted(part: Iterable[dict], scratch: Path, out_dir: Path,
-                    columns: dict[str, list[tuple[str, str]]]) -> Iterator[dict]:
+                    columns: dict[str, list[tuple[str, str]]], memory_limit: str | None) -> Iterator[dict]:
     """Job 3, in a task: a file's accepted rows, as one part of its dataset's validated folder."""
     from pipeline import db
 
     for file in part:
         name, number = file["dataset"], file["number"]
-        con = db.connect(threads=1)
+        con = db.connect(threads=1, memory_limit=memory_limit)
         try:
             typed = db.path_literal(scratch / "typed" / name / f"{number}.parquet")
             rejected = db.literal(db.duckdb_path(scratch / "rejected" / name) + "/*.parquet")
@@ -334,7 +342,8 @@ def _write_empty(scratch: Path, out_dir: Path, present: set[str],
     return written
 
 
-def _write_rejects(scratch: Path, out_dir: Path) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+def _write_rejects(scratch: Path, out_dir: Path,
+                   memory_limit: str | None) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
     """Each dataset's rejected rows as one file, in the default engine's order, written by
     DuckDB on the driver: rejects are few (the run stops above --max-reject-ratio).
 
@@ -343,7 +352,7 @@ def _write_rejects(scratch: Path, out_dir: Path) -> tuple[dict[str, int], dict[t
     from pipeline import db, validate
 
     written, rejected = {}, {}
-    con = db.connect(threads=1)
+    con = db.connect(threads=1, memory_limit=memory_limit)
     try:
         for name in DATASETS:
             relative = f"rejects/{name}.parquet"
@@ -360,10 +369,22 @@ def _write_rejects(scratch: Path, out_dir: Path) -> tuple[dict[str, int], dict[t
 
 
 def _task_error(error: Exception) -> Exception:
-    """A task's own fault (a file that cannot be read, named with its row and column), as the
-    default engine raises it, instead of Spark's report of the failed job around it."""
+    """A task's own fault (a file that cannot be read, named with its row and column; DuckDB
+    out of memory under --memory-limit), as the default engine raises it, instead of Spark's
+    report of the failed job around it."""
+    import duckdb
+
     from pipeline import errors
 
+    # Out of memory first: a reader's "cannot be read" around it would send the user to a
+    # sound export (the default engine finds it in the exception's chain; here, in the text).
+    # The task's traceback names DuckDB's error, or only its words inside the reader's.
+    memory = re.findall(r"Out of Memory Error: [^\n]*", str(error))
+    if memory:
+        message = memory[-1].strip()
+        while message.endswith(")") and message.count(")") > message.count("("):
+            message = message[:-1]  # the reader's parenthesis around DuckDB's words
+        return duckdb.OutOfMemoryException(message)
     found = re.findall(r"pipeline\.errors\.(\w+): (.+)", str(error))
     if found:
         kind, message = found[-1]
@@ -371,6 +392,15 @@ def _task_error(error: Exception) -> Exception:
         if isinstance(cause, type) and issubclass(cause, errors.PipelineError):
             return cause(message.strip())
     return error
+
+
+def _jvm_stopped(error: Exception) -> bool:
+    """Did the JVM under the session go away (killed, out of memory), rather than a job fail?"""
+    from py4j.protocol import Py4JError, Py4JJavaError, Py4JNetworkError
+
+    if isinstance(error, (ConnectionError, EOFError, Py4JNetworkError)):
+        return True
+    return isinstance(error, Py4JError) and not isinstance(error, Py4JJavaError)
 
 
 def _write(con, select: str, path: Path, params: list | None = None) -> int:

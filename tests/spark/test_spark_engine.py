@@ -183,3 +183,54 @@ def test_an_out_path_spark_would_read_as_a_pattern_is_refused_before_anything_ru
     assert result.returncode == 2
     assert f"error: --out {out}: the Spark engine needs a path without any of [ ] * ? {{ }} :" in result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("master", ["bogus", "local[0]", "local[2,x]"])
+def test_a_master_spark_would_refuse_is_a_usage_error_before_anything_runs(exports, tmp_path, master):
+    out = tmp_path / "night"
+    result = omneo("validate", "--input", str(exports["sample"]), "--out", str(out), "--engine", "spark",
+                   "--spark-master", master)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: --spark-master {master!r} is not a Spark master: local, local[N]")
+    assert "Traceback" not in result.stderr and "at org.apache" not in result.stderr
+    assert not out.exists()
+
+
+def test_a_stale_java_home_is_a_usage_error_naming_it(exports, tmp_path):
+    out = tmp_path / "night"
+    env = {"JAVA_HOME": str(tmp_path / "no-java")}
+    result = subprocess.run([OMNEO_BULK, "validate", "--input", str(exports["sample"]), "--out", str(out), *SPARK],
+                            capture_output=True, text=True, env={**os.environ, **env})
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: JAVA_HOME {tmp_path / 'no-java'} holds no bin/java")
+    assert not out.exists()
+
+
+def test_the_memory_limit_holds_in_spark_tasks_and_its_fault_reads_as_the_default_engines(exports, tmp_path):
+    results = [omneo("validate", "--input", str(exports["sample"]), "--out", str(tmp_path / name), "--memory-limit",
+                     "2MB", *engine) for name, engine in (("duckdb", ()), ("spark", SPARK))]
+    for result in results:
+        assert result.returncode == 1
+        [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert line.startswith("error: DuckDB ran out of memory under --memory-limit 2MB (Out of Memory Error: "), line
+        assert line.count("(") == line.count(")"), line
+
+
+def test_a_jvm_killed_under_a_night_is_one_line_saying_so(exports, tmp_path):
+    """The OOM killer's way: Spark's JVM dies, the command names it (not the disk)."""
+    out = tmp_path / "night"
+    process = subprocess.Popen([OMNEO_BULK, *night(exports["sample"], out, *SPARK)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    started = time.monotonic()
+    while not list(out.glob(".tmp/spark-*/scratch/typed")) and process.poll() is None \
+            and time.monotonic() - started < 120:
+        time.sleep(0.1)
+    jvms = subprocess.run(["pgrep", "-P", str(process.pid), "java"], capture_output=True, text=True).stdout.split()
+    assert jvms, "no JVM under the command: the test proves nothing"
+    for pid in jvms:
+        os.kill(int(pid), signal.SIGKILL)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert "error: Spark's JVM stopped during the validate stage (killed, or out of memory?)" in stderr
+    assert "hint: a rerun into the same --out picks up where it stopped" in stderr
+    assert not (out / "manifest.json").exists()
