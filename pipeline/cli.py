@@ -122,6 +122,7 @@ def _context(options: dict, log: Log) -> RunContext:
         request=fingerprint(command, asked, options["input_dir"],
                             skip=tuple(options[k] for k in ("out_dir", "state_dir") if options.get(k))),
         progress=log.progress(),
+        passed_on=log.passed_on,
         out_dir=options["out_dir"],
         input_dir=options["input_dir"],
         as_of=parse_as_of(options["as_of"], options["naive_timezone"]) if options["as_of"] else None,

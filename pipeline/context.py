@@ -10,7 +10,7 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -127,6 +127,7 @@ class RunContext:
     outputs: dict[str, dict] = field(default_factory=dict)  # committed: path -> {path, sha256, rows}
     staged: dict[str, Output] = field(default_factory=dict)  # written, waiting for their stage's commit
     progress: Silent = field(default_factory=Silent)
+    passed_on: Callable[[str], None] | None = None  # where Spark's JVM's stderr lines go (the log)
     folder: RunFolder | None = None
     _con: duckdb.DuckDBPyConnection | None = None
     _spark: object | None = None  # a SparkSession, made on first use
@@ -192,7 +193,8 @@ class RunContext:
 
             # Spark's own log lines (a failed task's traceback) would bury the one line that
             # names the fault; the fault itself is raised as the default engine raises it.
-            self._spark = build_session(self.spark_master, shards=self.shards, log_level="OFF")
+            self._spark = build_session(self.spark_master, shards=self.shards, log_level="OFF",
+                                        jvm_output=self.passed_on)
             self._spark_is_local = is_local(self._spark.sparkContext.master)
         return self._spark
 

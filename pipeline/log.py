@@ -162,6 +162,13 @@ class Log:
         else:
             click.echo(self._masked(message))
 
+    def passed_on(self, line: str) -> None:
+        """A line another program wrote (Spark's JVM), on stderr: as it is, or as a JSON object."""
+        if self.json:
+            click.echo(self._masked(self._json("warning", "spark_output", line, {})), err=True)
+        else:
+            click.echo(self._masked(line), err=True)
+
     def error(self, message: str, hint: str | None = None, *, event: str = "error") -> None:
         """An error, always shown (even with --quiet), on stderr."""
         if self.json:

@@ -16,6 +16,9 @@ import os
 import re
 import shutil
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib import resources
 
 from pipeline.errors import ConfigError
@@ -60,12 +63,15 @@ def build_session(
     app_name: str = "omneo-bulk",
     log_level: str = "ERROR",
     settings: dict[str, str] | None = None,
+    jvm_output: Callable[[str], None] | None = None,
 ):
     """A SparkSession for the engine: `master` (default: the submitter's, else local[*,2]).
 
     `shards` sets `spark.sql.shuffle.partitions`, the partitions of every shuffle by shard.
     `settings` are applied last (e.g. `{"spark.driver.memory": "4g"}`). A session already
     running in this process is reused (its static settings stay as they were).
+    `jvm_output`, when this process starts the JVM, is given each line the JVM and its
+    Python workers write to stderr (the command's log prints them in its own format).
     """
     try:
         from pyspark.sql import SparkSession
@@ -91,8 +97,13 @@ def build_session(
         builder = builder.master(master)
     for key, value in chosen.items():
         builder = builder.config(key, value)
+    launches = jvm_output is not None and not submitted and master is not None and is_local(master)
     try:
-        spark = builder.getOrCreate()
+        if launches:
+            with _stderr_to(jvm_output):
+                spark = builder.getOrCreate()
+        else:
+            spark = builder.getOrCreate()
     except Exception as error:  # the JVM did not start, or the master did not answer
         from pipeline.errors import SparkError, first_line
 
@@ -105,6 +116,45 @@ def build_session(
         spark.conf.set("spark.sql.shuffle.partitions", str(shards))
     spark.sparkContext.setLogLevel(log_level)
     return spark
+
+
+@contextmanager
+def _stderr_to(handle: Callable[[str], None]) -> Iterator[None]:
+    """While the JVM starts, this process's stderr is a pipe whose lines go to `handle`.
+
+    The JVM inherits the pipe as its stderr for life (and so do its Python workers); this
+    process gets its own stderr back as soon as the JVM is up. A thread reads the pipe from
+    the start, so a chatty JVM never fills it, and holds what it reads until then: `handle`
+    prints to stderr, which until then is the pipe itself.
+    """
+    read_end, write_end = os.pipe()
+    held: list[str] | None = []  # None once stderr is this process's own again
+    lock = threading.Lock()
+
+    def forward() -> None:
+        with os.fdopen(read_end, encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                with lock:
+                    if held is not None:
+                        held.append(line.rstrip("\n"))
+                        continue
+                handle(line.rstrip("\n"))
+
+    threading.Thread(target=forward, name="jvm-stderr", daemon=True).start()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(write_end, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(write_end)
+        with lock:
+            lines, held = held, None
+        for line in lines:
+            handle(line)
 
 
 def _local_settings(settings: dict[str, str]) -> dict[str, str]:

@@ -147,13 +147,19 @@ def test_a_night_on_spark_killed_amid_spark_then_amid_its_commit_then_rerun_ends
 
 def test_a_spark_validate_into_a_folder_the_default_engine_wrote_replaces_its_files(exports, tmp_path):
     """The default engine's file validated/x.parquet gives way to the folder of parts of its
-    name, in one commit, and back: no old file or part stays beside the new ones."""
+    name, in one commit, and back: no old file or part stays beside the new ones. The Spark
+    run logs in JSON: every line, the JVM's own included, is one JSON object."""
     out = tmp_path / "folder"
-    validate = ["validate", "--input", str(exports["sample"]), "--out", str(out), "--max-reject-ratio", "1", "-q"]
+    validate = ["validate", "--input", str(exports["sample"]), "--out", str(out), "--max-reject-ratio", "1"]
     listed = []
-    for engine in ((), SPARK, ("--engine", "duckdb")):
+    for engine in (("-q",), (*SPARK, "--log-format", "json"), ("--engine", "duckdb", "-q")):
         result = omneo(*validate, *engine)
         assert result.returncode == 0, result.stderr
+        if "json" in engine:
+            lines = (result.stdout + result.stderr).splitlines()
+            assert any(json.loads(line)["event"] == "manifest_written" for line in lines)
+            for line in lines:
+                assert isinstance(json.loads(line), dict), line
         assert on_disk(out) == sorted([*digests(out, skip=()), "manifest.json"])
         listed.append(sorted(digests(out)))
     assert "validated/profiles.parquet" in listed[0]
