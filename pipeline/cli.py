@@ -142,16 +142,14 @@ def _check_spark(out_dir: Path, master: str | None) -> None:
     import importlib.util
 
     from pipeline.spark.session import check_master, is_local, require_java
-    from pipeline.spark.validate import GLOB
+    from pipeline.spark.validate import refuse_glob
 
     if importlib.util.find_spec("pyspark") is None:
         raise ConfigError("--engine spark needs PySpark: pip install 'omneo-bulk[spark]' (and Java 17)")
     check_master(master)
     if master is None or is_local(master):  # a JVM of this machine's (spark-submit's, or the local one)
         require_java()
-    # Spark reads glob characters in a path as a pattern, and Hadoop's paths refuse a colon.
-    if GLOB.search(str(out_dir.absolute())):
-        raise ConfigError(f"--out {out_dir}: the Spark engine needs a path without any of [ ] * ? {{ }} :")
+    refuse_glob(out_dir, f"--out {out_dir}")
 
 
 def output_options(command: Callable) -> Callable:

@@ -34,6 +34,13 @@ from pipeline.spark.shard import FailOnce
 from schemas import DATASETS
 
 GLOB = re.compile(r"[\[\]*?{}:]")
+
+
+def refuse_glob(path: Path, named: str | None = None) -> None:
+    """A usage error for a path Spark would misread: its readers expand glob characters, and
+    Hadoop's paths refuse a colon. `named` is how the message names it (`--out X`)."""
+    if GLOB.search(str(path.absolute())):
+        raise ConfigError(f"{named or path}: the Spark engine needs a path without any of [ ] * ? {{ }} :")
 # The DuckDB types of key and reference columns, as Spark reads them from DuckDB's Parquet.
 SPARK_TYPES = {"VARCHAR": "string", "BIGINT": "bigint", "INTEGER": "int", "DOUBLE": "double", "DATE": "date",
                "TIMESTAMP WITH TIME ZONE": "timestamp", "BOOLEAN": "boolean"}
@@ -50,12 +57,14 @@ class Validation:
 
 
 def validate(spark, input_dir: Path, out_dir: Path, naive_timezone: str, *, scratch: Path | None = None,
-             memory_limit: str | None = None, fail_once: FailOnce | None = None) -> Validation:
+             sources: dict[str, list[SourceFile]] | None = None, memory_limit: str | None = None,
+             fail_once: FailOnce | None = None) -> Validation:
     """Write `validated/<dataset>.parquet/` (parts) and `rejects/<dataset>.parquet` under `out_dir`.
 
     The records count rows read, accepted and rejected, and give each file's sha256, as the
     default engine counts them, in the manifest's order. `scratch` (default: a folder in
     `out_dir`) holds a typed copy of every input during the call, and goes with it.
+    `sources` are the input files per dataset when the caller found them already.
     `memory_limit` is each task's DuckDB limit (`--memory-limit`; a task has one thread).
     `fail_once` makes one task of the first job fail on its first attempt (tests: Spark
     must retry it).
@@ -63,12 +72,11 @@ def validate(spark, input_dir: Path, out_dir: Path, naive_timezone: str, *, scra
     out_dir = out_dir.absolute()
     scratch = (scratch or out_dir / ".spark-scratch").absolute()
     for path in (out_dir, scratch):
-        if GLOB.search(str(path)):
-            # Spark's readers expand globs in a path, and Hadoop's paths refuse a colon.
-            raise ConfigError(f"{path}: the Spark engine needs an --out path without any of [ ] * ? {{ }} :")
+        refuse_glob(path)
     shutil.rmtree(scratch, ignore_errors=True)
-    sources = [source for name in DATASETS for source in discover(input_dir, name)]
-    tasks = list(enumerate(sources))  # (number, SourceFile): the number names the file's parts
+    sources = sources or {name: discover(input_dir, name) for name in DATASETS}
+    # (number, SourceFile), in the contract's order: the number names the file's parts.
+    tasks = list(enumerate(source for name in DATASETS for source in sources[name]))
     outputs: dict[str, int] = {}
     try:
         kinds = _empty_tables(scratch, naive_timezone)
@@ -113,7 +121,7 @@ def check(context, required: dict[str, tuple[str, ...]] | None = None):
         step("every input file, then the whole datasets")
         try:
             done = validate(context.spark, context.input_dir, own / "out", context.naive_timezone,
-                            scratch=own / "scratch", memory_limit=context.memory_limit,
+                            scratch=own / "scratch", sources=sources, memory_limit=context.memory_limit,
                             fail_once=FailOnce.from_environment())
         except Exception as error:
             if _jvm_stopped(error):
