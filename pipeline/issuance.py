@@ -29,7 +29,8 @@ PLAN_COLUMNS = (
     "issued_at_utc, timezone, expires_at_local, expires_at_utc, external_id"
 )
 # Tables issuance builds and drops when its files are written (the plan is plan.parquet).
-SCRATCH = ("profile_context", "holdings", "bulk_holdings", "plan", "plan_rows", "plan_slots", "candidates", "issued",
+SCRATCH = ("profile_context", "holdings", "bulk_holdings", "plan", "plan_rows", "plan_slots", "candidates", "reasons",
+           "shard_reasons", "issued",
            "benefit_calls", "issuance_state")
 PLAN_DDL = """(
     campaign_id VARCHAR, profile_id VARCHAR, definition_id BIGINT, definition_handle VARCHAR,
@@ -86,6 +87,7 @@ class Prepared:
     definitions: dict[str, dict]
     rules: list[tuple[str, str, str]]  # (audience, claim condition, priority) per campaign
     profile_context: str  # the statement that creates table profile_context, run by `run`
+    context_columns: tuple[str, ...] = ()  # the columns that statement keeps
 
 
 def prepare(context: RunContext, options: Options) -> Prepared:
@@ -99,7 +101,7 @@ def prepare(context: RunContext, options: Options) -> Prepared:
         context, rule_texts, priorities=[c.priority_column for c in options.campaigns]
     )
     rules = [_compile(c, definitions[c.id], variables, columns, available) for c in options.campaigns]
-    return Prepared(definitions, rules, create)
+    return Prepared(definitions, rules, create, tuple(columns))
 
 
 def build_profile_context(
@@ -136,6 +138,7 @@ def describe_profile_context(
         + (f" WHERE external_id IN (SELECT external_id FROM transactions WHERE profile_id IN ({only_profiles}))"
            if only_profiles else "")
     )
+    con.execute("CREATE OR REPLACE TEMP VIEW context_sale_tops AS " + sale_tops(context.as_of))
     context_sql = db.sql_text("profile_context")
     params = _context_params(context)
     available = [name for name, *_ in db.rows(con, f"DESCRIBE {context_sql}", params) if name not in HIDDEN]
@@ -150,6 +153,15 @@ def describe_profile_context(
     return variables, columns, f"CREATE OR REPLACE TABLE profile_context AS {select}", available
 
 
+def sale_tops(as_of) -> str:
+    """`sale_tops.sql` for the run's clock: one row per sale of `context_sales`.
+
+    A view takes no parameters, so the clock is written in as a literal instant.
+    """
+    instant = f"CAST({db.literal(as_of.isoformat())} AS TIMESTAMPTZ)"
+    return db.sql_text("sale_tops").replace("$as_of", instant)
+
+
 def _context_params(context: RunContext) -> dict:
     return {"as_of": context.as_of, "default_timezone": context.default_timezone}
 
@@ -161,8 +173,6 @@ def run(context: RunContext, options: Options, prepared: Prepared) -> IssueResul
     definitions = prepared.definitions
     result = IssueResult()
     with context.progress.stage("issue", len(options.campaigns) + 5) as step:
-        step("profile context")
-        con.execute(prepared.profile_context, _context_params(context))
         step("holdings")
         state.settle(con, options.state_dir)
         state.load(con, options.state_dir, resumed_run=context.run_id if context.resumed else None)
@@ -176,15 +186,29 @@ def run(context: RunContext, options: Options, prepared: Prepared) -> IssueResul
         con.execute(f"CREATE OR REPLACE TABLE plan {PLAN_DDL}")
         con.execute(f"CREATE OR REPLACE TABLE plan_rows {PLAN_ROWS_DDL}")
         con.execute(f"CREATE OR REPLACE TABLE plan_slots {PLAN_SLOTS_DDL}")
+        considered = None
+        if context.engine == "spark" and options.campaigns:
+            from pipeline.spark import issue as on_spark
+
+            step("profile context and every campaign's candidates, on Spark")
+            considered = on_spark.consider(context, options.campaigns, prepared)
+        else:
+            step("profile context")
+            con.execute(prepared.profile_context, _context_params(context))
         for campaign, (audience, condition, priority) in zip(options.campaigns, prepared.rules):
             step(campaign.id)
-            result.campaigns.append(
-                _plan_campaign(context, campaign, definitions[campaign.id], audience, condition, priority)
-            )
+            definition = definitions[campaign.id]
+            values = campaign_values(campaign, definition, context.as_of, context.default_timezone)
+            if considered is None:
+                counts = consider(con, values, audience, condition, priority)
+            else:
+                counts = considered.take(values)
+            result.campaigns.append(decide(context, campaign, definition, values, counts))
         result.issued = sum(c["issued"] for c in result.campaigns)
         # The plan is decided: what the campaigns read goes now, so the writes below (the
         # payloads' ordered aggregates above all) have the memory.
-        _drop(con, ("profile_context", "candidates", "holdings", "bulk_holdings", "plan_rows", "plan_slots"))
+        _drop(con, ("profile_context", "candidates", "reasons", "shard_reasons", "holdings", "bulk_holdings", "plan_rows",
+                     "plan_slots"))
 
         step("plan.parquet")
         # `plan` is in plan order already (campaign, then profile): a scan keeps that order.
@@ -209,6 +233,7 @@ def run(context: RunContext, options: Options, prepared: Prepared) -> IssueResul
             "state": str(options.state_dir.resolve()),
             # So that a project moved as a whole (runs and state together) still finds it.
             "state_relative": os.path.relpath(options.state_dir.resolve(), context.out_dir.resolve()),
+            **({"engine": "spark"} if context.engine == "spark" else {}),
         }
         context.commit("issue", record, replaces=("issuance/", "payloads/benefits/"), commit_id=commit_id)
         failpoints.reach("issue_committed")
@@ -284,10 +309,30 @@ def _compile(
     return audience, condition, db.quote(campaign.priority_column)
 
 
-def _plan_campaign(
-    context: RunContext, campaign: Campaign, definition: dict, audience: str, condition: str, priority: str
-) -> dict:
-    con = context.con
+def campaign_values(campaign: Campaign, definition: dict, as_of, default_timezone: str) -> dict:
+    """The parameters of `plan_campaign.sql` but the cap, which depends on earlier campaigns."""
+    return {
+        "definition_id": definition["id"],
+        "campaign_id": campaign.id,
+        "cycle": campaign.cycle,
+        "campaign_timezone": campaign.timezone,
+        "default_timezone": default_timezone,
+        "issued_at_local": campaign.issued_at,
+        "as_of": as_of,
+        "descending": campaign.descending,
+        # Whether any cap can apply: only then is the allocation key worth computing.
+        "ranked": campaign.limit is not None or definition["allocations_remaining"] is not None,
+        "position": campaign.position,
+    }
+
+
+def consider(con: duckdb.DuckDBPyConnection, values: dict, audience: str, condition: str, priority: str) -> dict:
+    """Table `reasons`: the campaign's candidates, with what decides them profile by profile.
+
+    Needs `profile_context`, `holdings`, `bulk_holdings` and `benefit_definitions`; each
+    candidate's rows in them are its own, so the Spark engine runs this on every shard.
+    Returns the counts the campaign's record starts from.
+    """
     # Rules go in WHERE, never in a projection: there DuckDB pushes the typed clauses into
     # the scan and stops at the first false one (about 5x cheaper per row).
     con.execute(
@@ -308,29 +353,35 @@ def _plan_campaign(
         in_audience = profiles
     else:
         in_audience = db.scalar(con, f"SELECT count(*) FROM profile_context WHERE {audience}")
+    slots(con, values)
+    _run_part(con, "reasons", values)
+    return {"profiles": profiles, "in_audience": in_audience, "considered": considered}
+
+
+def slots(con: duckdb.DuckDBPyConnection, values: dict) -> None:
+    """The campaign's rows of `plan_slots`, one per zone of `candidates`."""
+    _run_part(con, "slots", values)
+
+
+def _run_part(con: duckdb.DuckDBPyConnection, part: str, values: dict, prefix: str = "") -> None:
+    sql = db.sql_parts("plan_campaign")[part]
+    con.execute(prefix + sql, db.named(sql, values))
+
+
+def decide(context: RunContext, campaign: Campaign, definition: dict, values: dict, counts: dict) -> dict:
+    """Append the campaign's decisions to `plan_rows` and its rows to `plan`, from `reasons`
+    and `plan_slots`; return the campaign's record."""
+    con = context.con
     cap = _cap(context, campaign, definition)
-    parts = db.sql_parts("plan_campaign")
-    values = {
-        "definition_id": definition["id"],
-        "campaign_id": campaign.id,
-        "cycle": campaign.cycle,
-        "campaign_timezone": campaign.timezone,
-        "default_timezone": context.default_timezone,
-        "issued_at_local": campaign.issued_at,
-        "as_of": context.as_of,
-        "descending": campaign.descending,
-        "cap": cap,
-        "position": campaign.position,
-    }
-    con.execute(parts["slots"], db.named(parts["slots"], values))
-    con.execute("INSERT INTO plan_rows BY NAME " + parts["rows"], db.named(parts["rows"], values))
+    values = {**values, "cap": cap}
+    _run_part(con, "decide", values, prefix="INSERT INTO plan_rows BY NAME ")
     # The campaign's slots as one list, slot n at index n, for the widening lookup.
     con.execute(
         "SET VARIABLE plan_slots = (SELECT list(s ORDER BY s.slot) FROM plan_slots s WHERE s.campaign_position = ?)",
         [campaign.position],
     )
     try:
-        con.execute("INSERT INTO plan BY NAME " + parts["plan"], db.named(parts["plan"], values))
+        _run_part(con, "plan", values, prefix="INSERT INTO plan BY NAME ")
     finally:
         con.execute("RESET VARIABLE plan_slots")
     decided = dict(
@@ -344,9 +395,9 @@ def _plan_campaign(
     return {
         "campaign_id": campaign.id,
         "definition": definition["handle"],
-        "not_in_audience": profiles - in_audience,
-        "condition_false": in_audience - considered,
-        "considered": considered,
+        "not_in_audience": counts["profiles"] - counts["in_audience"],
+        "condition_false": counts["in_audience"] - counts["considered"],
+        "considered": counts["considered"],
         "issued": issued,
         "skipped": {reason: decided.get(reason, 0) for reason in SKIP_REASONS},
         "allocation": {"cap": cap, "used": issued},

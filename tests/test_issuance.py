@@ -206,6 +206,16 @@ def test_descending_priority_and_campaign_limit(tmp_path):
     assert counts["allocation"] == {"cap": 1, "used": 1}
 
 
+@pytest.mark.parametrize("priority", ["joined_at", "-joined_at"])
+def test_a_profile_without_a_priority_value_is_allocated_last_either_way(tmp_path, priority):
+    people = [profile("p1", joined_at=""), profile("p2", joined_at="2021-01-01 00:00:00"),
+              profile("p3", joined_at="2023-01-01 00:00:00")]
+    scenario(tmp_path, people, [definition()], ONE_CAMPAIGN + f'priority = "{priority}"\nlimit = 2\n')
+    assert issue(tmp_path).exit_code == 0
+    assert sorted(b["profile_id"] for b in issued_bodies(tmp_path)) == ["p2", "p3"]
+    assert decision(tmp_path, "p1") == ("skip", "allocation_exhausted")
+
+
 # Expiry across Melbourne's 2026 DST changes ---------------------------------------------
 # DST ends 2026-04-05 03:00 AEDT (+11) → 02:00 AEST (+10); starts 2026-10-04 02:00 AEST → 03:00 AEDT.
 

@@ -17,6 +17,7 @@ executor) and get the same answer.
 from __future__ import annotations
 
 import os
+import re
 import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -78,13 +79,19 @@ class FailOnce:
     kill: bool = False
 
     @classmethod
-    def from_environment(cls) -> FailOnce | None:
-        """The hook a test sets for a whole command: `OMNEO_BULK_TEST_FAIL_ONCE=<n>:<marker>`,
-        or `<n>:<marker>:kill`. Unset (always, outside the tests), None."""
+    def from_environment(cls, stage: str) -> FailOnce | None:
+        """The hook a test sets for a stage of a command: `OMNEO_BULK_TEST_FAIL_ONCE=<n>:<marker>`
+        (the validate stage's task n), `issue/<n>:<marker>` (the issue stage's shard n), either
+        with `:kill` after. Unset (always, outside the tests), or for another stage, None."""
         wanted = os.environ.get(FAIL_ONCE_VARIABLE)
         if not wanted:
             return None
-        shard, marker, *kill = wanted.split(":")
+        named, named_one, rest = wanted.partition("/")
+        if not named_one or ":" in named:  # no stage named: the marker's path holds the "/"
+            named, rest = "validate", wanted
+        if named != stage:
+            return None
+        shard, marker, *kill = rest.split(":")
         return cls(int(shard), marker, kill == ["kill"])
 
     def reach(self, shard: int) -> None:
@@ -165,3 +172,38 @@ def arrow_type(kind) -> pa.DataType:
     if isinstance(kind, T.MapType):
         return pa.map_(arrow_type(kind.keyType), arrow_type(kind.valueType))
     raise TypeError(f"no Arrow type for Spark type {kind.simpleString()}")
+
+
+def task_error(error: Exception) -> Exception:
+    """A task's own fault (a file that cannot be read, named with its row and column; DuckDB
+    out of memory under --memory-limit), as the default engine raises it, instead of Spark's
+    report of the failed job around it."""
+    import duckdb
+
+    from pipeline import errors
+
+    # Out of memory first: a reader's "cannot be read" around it would send the user to a
+    # sound export (the default engine finds it in the exception's chain; here, in the text).
+    # The task's traceback names DuckDB's error, or only its words inside the reader's.
+    memory = re.findall(r"Out of Memory Error: [^\n]*", str(error))
+    if memory:
+        message = memory[-1].strip()
+        while message.endswith(")") and message.count(")") > message.count("("):
+            message = message[:-1]  # the reader's parenthesis around DuckDB's words
+        return duckdb.OutOfMemoryException(message)
+    found = re.findall(r"pipeline\.errors\.(\w+): (.+)", str(error))
+    if found:
+        kind, message = found[-1]
+        cause = getattr(errors, kind, None)
+        if isinstance(cause, type) and issubclass(cause, errors.PipelineError):
+            return cause(message.strip())
+    return error
+
+
+def jvm_stopped(error: Exception) -> bool:
+    """Did the JVM under the session go away (killed, out of memory), rather than a job fail?"""
+    from py4j.protocol import Py4JError, Py4JJavaError, Py4JNetworkError
+
+    if isinstance(error, (ConnectionError, EOFError, Py4JNetworkError)):
+        return True
+    return isinstance(error, Py4JError) and not isinstance(error, Py4JJavaError)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from pipeline.errors import ConfigError, SparkError, first_line
 from pipeline.readers import SourceFile, discover
-from pipeline.spark.shard import FailOnce
+from pipeline.spark.shard import FailOnce, jvm_stopped, task_error
 from schemas import DATASETS
 
 GLOB = re.compile(r"[\[\]*?{}:]")
@@ -122,9 +122,9 @@ def check(context, required: dict[str, tuple[str, ...]] | None = None):
         try:
             done = validate(context.spark, context.input_dir, own / "out", context.naive_timezone,
                             scratch=own / "scratch", sources=sources, memory_limit=context.memory_limit,
-                            fail_once=FailOnce.from_environment())
+                            fail_once=FailOnce.from_environment("validate"))
         except Exception as error:
-            if _jvm_stopped(error):
+            if jvm_stopped(error):
                 raise SparkError(f"Spark's JVM stopped during the validate stage (killed, or out of memory?): "
                                  f"{first_line(error)}") from None
             raise
@@ -164,7 +164,7 @@ def _per_file(spark, items: list, function) -> list[dict]:
     try:
         found = spark.sparkContext.parallelize(items, len(items)).mapPartitions(function).collect()
     except Exception as error:
-        raise _task_error(error) from None
+        raise task_error(error) from None
     return sorted(found, key=lambda f: (list(DATASETS).index(f["dataset"]), f["number"]))
 
 
@@ -374,41 +374,6 @@ def _write_rejects(scratch: Path, out_dir: Path,
     finally:
         con.close()
     return written, rejected
-
-
-def _task_error(error: Exception) -> Exception:
-    """A task's own fault (a file that cannot be read, named with its row and column; DuckDB
-    out of memory under --memory-limit), as the default engine raises it, instead of Spark's
-    report of the failed job around it."""
-    import duckdb
-
-    from pipeline import errors
-
-    # Out of memory first: a reader's "cannot be read" around it would send the user to a
-    # sound export (the default engine finds it in the exception's chain; here, in the text).
-    # The task's traceback names DuckDB's error, or only its words inside the reader's.
-    memory = re.findall(r"Out of Memory Error: [^\n]*", str(error))
-    if memory:
-        message = memory[-1].strip()
-        while message.endswith(")") and message.count(")") > message.count("("):
-            message = message[:-1]  # the reader's parenthesis around DuckDB's words
-        return duckdb.OutOfMemoryException(message)
-    found = re.findall(r"pipeline\.errors\.(\w+): (.+)", str(error))
-    if found:
-        kind, message = found[-1]
-        cause = getattr(errors, kind, None)
-        if isinstance(cause, type) and issubclass(cause, errors.PipelineError):
-            return cause(message.strip())
-    return error
-
-
-def _jvm_stopped(error: Exception) -> bool:
-    """Did the JVM under the session go away (killed, out of memory), rather than a job fail?"""
-    from py4j.protocol import Py4JError, Py4JJavaError, Py4JNetworkError
-
-    if isinstance(error, (ConnectionError, EOFError, Py4JNetworkError)):
-        return True
-    return isinstance(error, Py4JError) and not isinstance(error, Py4JJavaError)
 
 
 def _write(con, select: str, path: Path, params: list | None = None) -> int:

@@ -2,13 +2,10 @@
 -- Dotted names ("tier.handle", "aggregations.spend_12m") are column names, quoted, so the
 -- rule compiler maps a `var` path straight onto a column.
 -- $as_of: the run's instant (UTC); $default_timezone: for profiles that name none.
--- Reads `context_profiles` and `context_sales`: the profiles (and their POS rows) in scope,
--- all of them for issuance, a few for reconciliation's claim checks (issuance.py).
+-- Reads `context_profiles` and `context_sale_tops`: the profiles in scope (all of them for
+-- issuance, a few for reconciliation's claim checks: issuance.py) and their sales, one row
+-- per sale (`sale_tops.sql`).
 WITH spend AS (
-    -- Completed POS sales up to as_of, one row per sale: a benefit usage row of the same sale
-    -- is not spend. The sale counts once, with its largest row's total and profile (ties by
-    -- profile id, so the pick is stable): the max of (has total, total, profile, time) is
-    -- that row, found by a hash aggregate rather than a sort of every sale.
     -- Sums are exact decimals (to a millionth of the currency unit): a sum of doubles depends
     -- on the order threads add them in, and a rule such as spend_12m >= 500 must decide the
     -- same way on every rerun. Validation bounds `total`, so the decimal cannot overflow.
@@ -18,19 +15,7 @@ WITH spend AS (
                                                                                         AS spend_12m,
            count(*) FILTER (WHERE sale.transacted_at > $as_of - INTERVAL 12 MONTH)      AS shops_12m,
            count(*)                                                                     AS shop_count
-    FROM (
-        SELECT CASE WHEN struct_extract(top, 1) THEN CAST(struct_extract(top, 2) AS DECIMAL(38, 6)) END AS total,
-               struct_extract(top, 3)                                                   AS profile_id,
-               struct_extract(top, 4)                                                   AS transacted_at
-        FROM (
-            SELECT max((total IS NOT NULL, coalesce(total, 0), profile_id, transacted_at)) AS top
-            FROM context_sales
-            WHERE coalesce(status, 'completed') = 'completed'
-              AND transacted_at <= $as_of
-              AND profile_id IS NOT NULL
-            GROUP BY external_id
-        )
-    ) AS sale
+    FROM context_sale_tops AS sale
     GROUP BY sale.profile_id
 ), zones AS (
     -- The calendar date at as_of in each zone profiles live in (a handful of rows): birthdays
