@@ -135,14 +135,27 @@ def run(context: RunContext, options: Options) -> ReconcileResult:
         "actions": result.actions,
         "matches": result.matches,
         "payload_files": len(result.payload_files),
+        **({"engine": "spark"} if context.engine == "spark" else {}),
     }
     context.commit("reconcile", record, replaces=("reconciliation/", *(f"payloads/{k}/" for k in PAYLOAD_KINDS)))
     return result
 
 
 def _match(context: RunContext, window: dict) -> None:
-    """Pair usages with redeem items: direct pairs first, then nearest-in-time rounds."""
-    con = context.con
+    """Table `recon_pairs`: on the Spark engine, benefit by benefit on its shards."""
+    if context.engine == "spark":
+        from pipeline.spark import reconcile as on_spark
+
+        on_spark.match(context, window)
+    else:
+        pair(context.con, window)
+
+
+def pair(con, window: dict) -> None:
+    """Pair usages with redeem items: direct pairs first, then nearest-in-time rounds.
+
+    Reads `recon_usages` and `recon_items`; a pair's two sides name one benefit.
+    """
     con.execute("CREATE OR REPLACE TABLE recon_pairs AS " + db.sql_text("recon_direct_pairs"))
     con.execute("CREATE OR REPLACE TEMP TABLE recon_candidates AS " + db.sql_text("recon_candidates"), window)
     round_sql = "INSERT INTO recon_pairs " + db.sql_text("recon_match_round")

@@ -18,13 +18,9 @@ export and the issuance state) are put together on the driver too, and routed by
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 from pipeline import db
-from pipeline.errors import SparkError, first_line
-from pipeline.spark.shard import FailOnce, arrow_schema, duckdb_shard, jvm_stopped, pack, task_error, unpack
+from pipeline.spark.jobs import spark_job
+from pipeline.spark.shard import FailOnce, arrow_schema, duckdb_shard, pack, unpack
 
 # The profile columns profile_context.sql reads whatever the rules read.
 CONTEXT_READS = ("id", "timezone", "tier_handle", "tags", "statuses", "birth_year", "birth_month", "birth_day",
@@ -65,79 +61,49 @@ class Considered:
 def consider(context, campaigns, prepared) -> Considered:
     """Run every campaign's rules and reasons on the shards; the driver's `holdings` and
     `bulk_holdings` must exist. The rows come back as table `shard_reasons`."""
-    from pipeline.runfolder import SCRATCH
-
-    own = context.out_dir / SCRATCH / f"spark-{os.getpid()}"
-    shutil.rmtree(own, ignore_errors=True)
-    try:
-        _consider(context, campaigns, prepared, own)
-        context.con.execute("CREATE OR REPLACE TABLE shard_reasons AS SELECT * FROM read_parquet("
-                            + db.literal(db.duckdb_path(own / "reasons") + "/*.parquet") + ")")
-    except Exception as error:
-        if jvm_stopped(error):
-            raise SparkError(f"Spark's JVM stopped during the issue stage (killed, or out of memory?): "
-                             f"{first_line(error)}") from None
-        raise task_error(error) from None
-    finally:
-        shutil.rmtree(own, ignore_errors=True)
-    return Considered(context.con)
-
-
-def _consider(context, campaigns, prepared, own: Path) -> None:
     from pyspark.sql import types as T
 
     from pipeline import issuance
-    from pipeline.runfolder import validated_paths
 
-    spark = context.spark
-    con = context.con
-    shards = context.shards or max(2, spark.sparkContext.defaultParallelism)
-    own.mkdir(parents=True, exist_ok=True)
-    # What the driver assembled: the holdings, and the bulk external ids by the profile they name.
-    _copy(con, f"SELECT {', '.join(HOLDINGS)} FROM holdings", own / "holdings.parquet")
-    routes = " UNION ".join(
-        f"SELECT substr(external_id, {len(prefix) + 1}) AS profile_id, external_id FROM bulk_holdings "
-        f"WHERE starts_with(external_id, {db.literal(prefix)})"
-        for prefix in sorted({f"bulk:{c.id}:{c.cycle}:" for c in campaigns}))
-    _copy(con, routes or "SELECT NULL::VARCHAR AS profile_id, NULL::VARCHAR AS external_id WHERE false",
-          own / "bulk.parquet")
-
-    def read(name: str, columns):
-        paths = [str(context.out_dir / p) for p in validated_paths(context.outputs, name)]
-        return spark.read.parquet(*paths).select(*[f"`{c}`" for c in columns])
-
-    profile_types = {name: kind for name, kind, *_ in db.rows(con, "DESCRIBE profiles")}
-    wanted = set(CONTEXT_READS) | set(prepared.context_columns)
-    shipped = [name for name in profile_types if name in wanted]
-    frames = {"profiles": read("profiles", shipped),
-              "holdings": spark.read.parquet(str(own / "holdings.parquet")),
-              "bulk": spark.read.parquet(str(own / "bulk.parquet"))}
-    keys = {"profiles": "id", "holdings": "profile_id", "bulk": "profile_id", "sales": "profile_id"}
-    if any(name.startswith("aggregations.") for name in prepared.context_columns):
-        sales = pack({"context_sales": read("transactions", SALE_COLUMNS)}, {"context_sales": "external_id"}, shards)
-        schema = T._parse_datatype_string(SALE_TOPS)
-        tops = issuance.sale_tops(context.as_of)
-        frames["sales"] = sales.groupBy("shard").applyInArrow(
-            duckdb_shard(tops, schema, ["context_sales"], memory_limit=context.memory_limit), schema)
-    else:
-        # No rule reads spend: no sale is read (the default engine leaves them out too).
-        frames["sales"] = spark.createDataFrame([], T._parse_datatype_string(SALE_TOPS))
-    plan = [(issuance.campaign_values(c, prepared.definitions[c.id], context.as_of, context.default_timezone), rules)
-            for c, rules in zip(campaigns, prepared.rules)]
-    schema = T._parse_datatype_string(REASONS)
-    task = _shard_task(
-        plan=plan,
-        profile_context=prepared.profile_context,
-        params={"as_of": context.as_of, "default_timezone": context.default_timezone},
-        profile_types=profile_types,
-        shipped=shipped,
-        definitions=con.sql("SELECT * FROM benefit_definitions").to_arrow_table(),
-        schema=arrow_schema(schema),
-        memory_limit=context.memory_limit,
-        fail_once=FailOnce.from_environment("issue"),
-    )
-    (pack(frames, keys, shards).groupBy("shard").applyInArrow(task, schema)
-     .write.mode("overwrite").parquet(str(own / "reasons")))
+    with spark_job(context, "issue") as job:
+        con = context.con
+        # What the driver assembled: the holdings, and the bulk external ids by the profile they name.
+        routes = " UNION ".join(
+            f"SELECT substr(external_id, {len(prefix) + 1}) AS profile_id, external_id FROM bulk_holdings "
+            f"WHERE starts_with(external_id, {db.literal(prefix)})"
+            for prefix in sorted({f"bulk:{c.id}:{c.cycle}:" for c in campaigns}))
+        profile_types = {name: kind for name, kind, *_ in db.rows(con, "DESCRIBE profiles")}
+        wanted = set(CONTEXT_READS) | set(prepared.context_columns)
+        shipped = [name for name in profile_types if name in wanted]
+        frames = {"profiles": job.validated("profiles", shipped),
+                  "holdings": job.from_driver("holdings", f"SELECT {', '.join(HOLDINGS)} FROM holdings"),
+                  "bulk": job.from_driver("bulk", routes)}
+        keys = {"profiles": "id", "holdings": "profile_id", "bulk": "profile_id", "sales": "profile_id"}
+        sale_tops = T._parse_datatype_string(SALE_TOPS)
+        if any(name.startswith("aggregations.") for name in prepared.context_columns):
+            sales = pack({"context_sales": job.validated("transactions", SALE_COLUMNS)},
+                         {"context_sales": "external_id"}, job.shards)
+            frames["sales"] = sales.groupBy("shard").applyInArrow(
+                duckdb_shard(issuance.sale_tops(context.as_of), sale_tops, ["context_sales"],
+                             memory_limit=context.memory_limit), sale_tops)
+        else:
+            # No rule reads spend: no sale is read (the default engine leaves them out too).
+            frames["sales"] = job.spark.createDataFrame([], sale_tops)
+        schema = T._parse_datatype_string(REASONS)
+        task = _shard_task(
+            plan=[(issuance.campaign_values(c, prepared.definitions[c.id], context.as_of, context.default_timezone),
+                   rules) for c, rules in zip(campaigns, prepared.rules)],
+            profile_context=prepared.profile_context,
+            params={"as_of": context.as_of, "default_timezone": context.default_timezone},
+            profile_types=profile_types,
+            shipped=shipped,
+            definitions=con.sql("SELECT * FROM benefit_definitions").to_arrow_table(),
+            schema=arrow_schema(schema),
+            memory_limit=context.memory_limit,
+            fail_once=FailOnce.from_environment("issue"),
+        )
+        job.to_driver(pack(frames, keys, job.shards).groupBy("shard").applyInArrow(task, schema), "shard_reasons")
+    return Considered(context.con)
 
 
 def _shard_task(plan, profile_context, params, profile_types, shipped, definitions, schema, memory_limit, fail_once):
@@ -182,9 +148,3 @@ def _shard_task(plan, profile_context, params, profile_types, shipped, definitio
         return pa.concat_tables(parts) if parts else schema.empty_table()
 
     return run
-
-
-def _copy(con, select: str, path: Path) -> None:
-    from pipeline.context import PARQUET
-
-    db.copy_atomic(con, select, path, PARQUET)

@@ -1,23 +1,24 @@
-"""The issue stage on Spark at 1, 3 and 8 shards: the default engine's plan and payloads, byte
-for byte, on an export laid out against the shards.
+"""A night on Spark at 1, 3 and 8 shards: the default engine's plan, payloads and
+reconciliation, byte for byte, on an export laid out against the shards.
 
 The profile ids are picked with Spark's own hash, so at 8 shards one shard holds a single
 profile's whole history (its sales and benefits), some shard holds nothing, a sale's rows
 name profiles of two shards, and the capped campaigns' winners come from several shards.
 The night is a DST weekend: the campaigns issue at 02:30 on 5 April 2026 in Melbourne, a
-wall time that happens twice. One run loses a shard's Python worker once: Spark retries it.
+wall time that happens twice, and the whale's redemptions and POS usages fall in the hour
+the clocks repeat, competing for their nearest partner. Two runs lose a shard's Python
+worker once (issue, reconcile): Spark retries it.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from spark.test_spark_engine import omneo
+from spark.test_spark_engine import omneo, stage_records
 from test_issuance import DEFINITION_HEADER, definition, profile, write_rows
 
 pytestmark = pytest.mark.spark
@@ -85,10 +86,26 @@ def export(spark, tmp_path_factory) -> tuple[Path, dict]:
                "total": "12.00", "status": "completed"},
               {"external_id": "POS-SPLIT", "transacted_at": "2026-04-05T01:10:00+11:00", "profile_id": split[1],
                "total": "900.00", "status": "completed"}]
-    write_rows(folder / "transactions.csv", sales)
+    # Redemptions of the whale's benefit 10 and POS usages of it minutes apart, across the hour
+    # Melbourne's clocks repeat (15:00-16:00 UTC), competing for the nearest partner; a usage
+    # naming its redemption (benefit 11); a usage Omneo never saw (benefit 2, another shard).
+    redemptions = [{"id": 900 + n, "profile_id": whale, "created_at": f"2026-04-04T15:{10 * n:02d}:00+00:00",
+                    "type": "redeem", "items": [{"id": 7000 + n, "type": "benefit", "item_id": 10, "count": 1}]}
+                   for n in range(3)]
+    redemptions.append({"id": 910, "profile_id": whale, "created_at": "2026-04-04T15:40:00+00:00", "type": "redeem",
+                        "items": [{"id": 7010, "type": "benefit", "item_id": 11, "count": 1}]})
+    (folder / "redemptions.json").write_text(json.dumps({"data": redemptions}), encoding="utf-8")
+    usages = [("POS-U1", "2026-04-04T15:02:00+00:00", whale, "", "10"),
+              ("POS-U2", "2026-04-04T15:06:00+00:00", whale, "", "10"),
+              ("POS-U3", "2026-04-04T15:24:00+00:00", whale, "", "10"),
+              ("POS-U4", "2026-04-04T15:41:00+00:00", whale, "910", "11"),
+              ("POS-U5", "2026-04-04T15:45:00+00:00", others[3], "", "2")]
+    sales += [{"external_id": e, "transacted_at": at, "profile_id": pid, "total": "0", "status": "completed",
+               "redemption_id": r, "benefit_id": b} for e, at, pid, r, b in usages]
+    write_rows(folder / "transactions.csv", [{"redemption_id": "", "benefit_id": "", **s} for s in sales])
     write_rows(folder / "benefit_definitions.csv", [
         definition(id=95, handle="birthday-gift", total_allocations=20, total_allocations_remaining=9),
-        definition(id=96, handle="spend-gift", period=7),
+        definition(id=96, handle="spend-gift", period=7, max_redemptions=3),
     ], DEFINITION_HEADER)
     write_rows(folder / "benefits.csv", [
         # The whale holds the birthday gift until after tonight; another has tonight's already.
@@ -98,7 +115,8 @@ def export(spark, tmp_path_factory) -> tuple[Path, dict]:
          "expires_at": "2026-03-31 00:00:00", "redemptions_remaining": "0",
          "external_id": f"bulk:dst-birthday:2026:{others[3]}"},
         *({"id": 10 + n, "profile_id": whale, "benefit_definition_id": 96, "issued_at": f"2025-0{1 + n}-01 00:00:00",
-           "expires_at": f"2025-0{1 + n}-08 00:00:00", "redemptions_remaining": "0", "external_id": f"seed:w{n}"}
+           "expires_at": "2026-12-01 00:00:00" if n < 2 else f"2025-0{1 + n}-08 00:00:00",
+           "redemptions_remaining": "0", "external_id": f"seed:w{n}"}
           for n in range(5)),
     ])
     (folder.parent / "campaigns.toml").write_text(CAMPAIGNS, encoding="utf-8")
@@ -106,26 +124,22 @@ def export(spark, tmp_path_factory) -> tuple[Path, dict]:
                     "at8": {i: at8[i] for i in ids}, "at3": shards_of(spark, ids, 3)}
 
 
-def issue(folder: Path, out: Path, *extra: str, fail_once: str | None = None) -> subprocess.CompletedProcess:
-    result = omneo("issue", "--input", str(folder), "--campaigns", str(folder.parent / "campaigns.toml"),
+def night(folder: Path, out: Path, *extra: str, fail_once: str | None = None) -> None:
+    result = omneo("run", "--input", str(folder), "--campaigns", str(folder.parent / "campaigns.toml"),
                    "--out", str(out), "--state", str(out.with_name(out.name + "-state")), "--as-of", AS_OF, "-q",
                    *extra, fail_once=fail_once)
     assert result.returncode == 0, result.stderr
-    return result
 
 
 def written(out: Path) -> dict[str, str]:
-    """The plan and payload files of a run folder, with their manifest digests."""
+    """The plan, payload and reconciliation files of a run folder, with their manifest digests."""
     outputs = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["outputs"]
-    return {o["path"]: o["sha256"] for o in outputs if o["path"].startswith(("issuance/", "payloads/"))}
+    return {o["path"]: o["sha256"] for o in outputs
+            if o["path"].startswith(("issuance/", "payloads/", "reconciliation/"))}
 
 
-def campaigns(out: Path) -> list[dict]:
-    stages = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["stages"]
-    return next(s for s in stages if s["stage"] == "issue")["campaigns"]
-
-
-def test_the_issue_stage_on_1_3_and_8_shards_writes_the_default_engines_plan_and_payloads(export, tmp_path):
+def test_a_night_on_1_3_and_8_shards_writes_the_default_engines_plan_payloads_and_reconciliation(
+        spark, export, tmp_path):
     folder, layout = export
     at8, whale = layout["at8"], layout["whale"]
     # The layout the test is about, at 8 shards.
@@ -134,7 +148,7 @@ def test_the_issue_stage_on_1_3_and_8_shards_writes_the_default_engines_plan_and
     assert at8[layout["split"][0]] != at8[layout["split"][1]]
 
     default = tmp_path / "default"
-    issue(folder, default)
+    night(folder, default)
     plan = pl.read_parquet(default / "issuance" / "plan.parquet")
     reasons = set(plan["reason"].drop_nulls())
     assert {"allocation_exhausted", "duplicate_in_run", "holds_active", "already_issued_this_cycle",
@@ -147,14 +161,20 @@ def test_the_issue_stage_on_1_3_and_8_shards_writes_the_default_engines_plan_and
     # The caps cut across shards: their winners come from several shards at 3 and at 8.
     for key in ("at3", "at8"):
         assert len({layout[key][p] for p in capped["profile_id"]}) >= 2
-    assert plan.filter(pl.col("campaign_id") == "dst-birthday")["issued_at_utc"].unique().to_list() != []
+    matches = pl.read_parquet(default / "reconciliation" / "matches.parquet")
+    assert {"direct", "nearest"} <= set(matches["paired_by"].drop_nulls()), matches
+    found = set(pl.read_parquet(default / "reconciliation" / "exceptions.parquet")["category"])
+    assert "missing_in_omneo" in found, found
 
-    marker = tmp_path / "lost-once"
+    benefit_shard = spark.sql("SELECT pmod(hash(CAST(10 AS BIGINT)), 8) AS s").collect()[0].s
+    lost = {3: f"issue/{layout['at3'][whale]}", 8: f"reconcile/{benefit_shard}"}
     for shards in (1, 3, 8):
         out = tmp_path / f"spark-{shards}"
-        # At 3 shards, the whale's shard loses its Python worker once: Spark runs it again.
-        fail = f"issue/{layout['at3'][whale]}:{marker}:kill" if shards == 3 else None
-        issue(folder, out, "--engine", "spark", "--spark-master", MASTER, "--shards", str(shards), fail_once=fail)
+        # At 3 shards the whale's issue shard, at 8 its benefit's reconcile shard, loses its
+        # Python worker once: Spark runs it again.
+        marker = tmp_path / f"lost-once-{shards}"
+        fail = f"{lost[shards]}:{marker}:kill" if shards in lost else None
+        night(folder, out, "--engine", "spark", "--spark-master", MASTER, "--shards", str(shards), fail_once=fail)
         assert written(out) == written(default), f"{shards} shards"
-        assert campaigns(out) == campaigns(default), f"{shards} shards"
-    assert marker.exists(), "no shard was lost: the retry was not tested"
+        assert stage_records(out) == stage_records(default), f"{shards} shards"
+        assert marker.exists() == (shards in lost), f"{shards} shards: no shard was lost, the retry was not tested"

@@ -1,0 +1,74 @@
+"""A stage's Spark work on the driver's side: a scratch folder of the process, tables handed
+to Spark and back as Parquet, and a task's faults raised as the default engine raises them.
+
+The driver's DuckDB and Spark exchange whole Parquet files under the run folder's scratch
+(`.tmp/spark-<pid>/`), never rows through Python: a task still running for a killed command
+writes only there, and the rerun's process has a folder of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pipeline import db
+from pipeline.errors import SparkError, first_line
+from pipeline.spark.shard import jvm_stopped, task_error
+
+
+class Job:
+    """What a stage's Spark work needs: the session, the driver's DuckDB, its scratch and shards."""
+
+    def __init__(self, context, own: Path):
+        self.context = context
+        self.con = context.con
+        self.spark = context.spark
+        self.own = own
+        # --shards, else one shard per core Spark has (two at least: a shard boundary is
+        # what the engine is about).
+        self.shards = context.shards or max(2, self.spark.sparkContext.defaultParallelism)
+
+    def from_driver(self, name: str, select: str):
+        """A DataFrame of a SELECT on the driver's DuckDB, through a Parquet file of scratch."""
+        from pipeline.context import PARQUET
+
+        path = self.own / f"{name}.parquet"
+        db.copy_atomic(self.con, select, path, PARQUET)
+        return self.spark.read.parquet(str(path))
+
+    def validated(self, name: str, columns):
+        """A DataFrame of a dataset's accepted rows (its file or parts in the run folder)."""
+        from pipeline.runfolder import validated_paths
+
+        context = self.context
+        paths = [str(context.out_dir / p) for p in validated_paths(context.outputs, name)]
+        return self.spark.read.parquet(*paths).select(*[f"`{c}`" for c in columns])
+
+    def to_driver(self, frame, table: str) -> None:
+        """Run `frame` and keep its rows as table `table` of the driver's DuckDB."""
+        path = self.own / table
+        frame.write.mode("overwrite").parquet(str(path))
+        self.con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM read_parquet("
+                         + db.literal(db.duckdb_path(path) + "/*.parquet") + ")")
+
+
+@contextmanager
+def spark_job(context, stage: str) -> Iterator[Job]:
+    """A `Job` for `stage`; its scratch goes with it, and its faults read as the default engine's."""
+    from pipeline.runfolder import SCRATCH
+
+    own = context.out_dir / SCRATCH / f"spark-{os.getpid()}"
+    shutil.rmtree(own, ignore_errors=True)
+    own.mkdir(parents=True)
+    try:
+        yield Job(context, own)
+    except Exception as error:
+        if jvm_stopped(error):
+            raise SparkError(f"Spark's JVM stopped during the {stage} stage (killed, or out of memory?): "
+                             f"{first_line(error)}") from None
+        raise task_error(error) from None
+    finally:
+        shutil.rmtree(own, ignore_errors=True)
