@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pipeline import db
 from pipeline.errors import SparkError, first_line
-from pipeline.spark.shard import jvm_stopped, task_error
+from pipeline.spark.shard import jvm_stopped, partitions_apart, task_error
 
 
 class Job:
@@ -63,8 +63,18 @@ def spark_job(context, stage: str) -> Iterator[Job]:
     own = context.out_dir / SCRATCH / f"spark-{os.getpid()}"
     shutil.rmtree(own, ignore_errors=True)
     own.mkdir(parents=True)
+    settings = {}
     try:
-        yield Job(context, own)
+        job = Job(context, own)
+        conf = job.spark.conf
+        # Every shard a task of its own, run side by side: enough partitions that no two
+        # shards share one, and none merged by adaptive execution (they are small to it).
+        wanted = {"spark.sql.shuffle.partitions": str(partitions_apart(job.spark, job.shards)),
+                  "spark.sql.adaptive.coalescePartitions.enabled": "false"}
+        for key, value in wanted.items():
+            settings[key] = conf.get(key)
+            conf.set(key, value)
+        yield job
     except Exception as error:
         if jvm_stopped(error):
             raise SparkError(f"Spark's JVM stopped during the {stage} stage (killed, or out of memory?): "
@@ -72,3 +82,8 @@ def spark_job(context, stage: str) -> Iterator[Job]:
         raise task_error(error) from None
     finally:
         shutil.rmtree(own, ignore_errors=True)
+        for key, value in settings.items():
+            try:
+                job.spark.conf.set(key, value)
+            except Exception:  # noqa: BLE001 - the JVM is gone: the error above says so
+                break

@@ -95,3 +95,41 @@ def test_parquet_that_spark_writes_reads_back_in_duckdb_with_the_default_engines
     kinds = {name: kind for name, kind, *_ in db.rows(con, f"DESCRIBE SELECT * FROM read_parquet({db.literal(str(tmp_path / 'out' / '*.parquet'))})")}
     assert kinds == {"profile_id": "VARCHAR", "total": "DECIMAL(38,6)", "issued_at_local": "TIMESTAMP",
                      "issued_at_utc": "TIMESTAMP WITH TIME ZONE"}
+
+
+def test_with_partitions_apart_every_shard_runs_in_a_task_of_its_own(spark):
+    """groupBy("shard") hashes the shard numbers again: with as many partitions as shards,
+    two shards can share a task and run one after the other."""
+    from pyspark.sql import functions as F
+
+    from pipeline.spark.shard import partitions_apart
+
+    def where(key, table):
+        import pyarrow as pa
+        from pyspark import TaskContext
+
+        return pa.table({"shard": pa.array([key[0].as_py()], pa.int32()),
+                         "task": pa.array([TaskContext.get().partitionId()], pa.int32())})
+
+    shared = []
+    for shards in (2, 3, 8):
+        rows = spark.range(200).select(F.col("id").cast("string").alias("id"))
+        packed = pack({"profiles": rows}, {"profiles": "id"}, shards)
+        for partitions in (shards, partitions_apart(spark, shards)):
+            settings = {"spark.sql.shuffle.partitions": str(partitions),
+                        "spark.sql.adaptive.coalescePartitions.enabled": "false"}
+            before = {key: spark.conf.get(key) for key in settings}
+            for key, value in settings.items():
+                spark.conf.set(key, value)
+            try:
+                found = packed.groupBy("shard").applyInArrow(where, "shard int, task int").collect()
+            finally:
+                for key, value in before.items():
+                    spark.conf.set(key, value)
+            assert sorted(r.shard for r in found) == list(range(shards))
+            tasks = len({r.task for r in found})
+            if partitions == shards:
+                shared.append(tasks < shards)
+            else:
+                assert tasks == shards, f"{shards} shards in {tasks} tasks with {partitions} partitions"
+    assert any(shared), "no shard count shared a task without the spread: the test proves nothing"
