@@ -194,9 +194,15 @@ class RunContext:
             # Spark's own log lines (a failed task's traceback) would bury the one line that
             # names the fault; the fault itself is raised as the default engine raises it.
             self._spark = build_session(self.spark_master, shards=self.shards, log_level="OFF",
-                                        jvm_output=self.passed_on)
+                                        jvm_output=self.passed_on, input_bytes=self._input_bytes())
             self._spark_is_local = is_local(self._spark.sparkContext.master)
         return self._spark
+
+    def _input_bytes(self) -> int | None:
+        """The size of the input folder's files, or None without one."""
+        if self.input_dir is None or not self.input_dir.is_dir():
+            return None
+        return sum(path.stat().st_size for path in self.input_dir.rglob("*") if path.is_file())
 
     def close_connection(self) -> None:
         """Close DuckDB (its memory goes back) and wait for the digests still being computed."""

@@ -43,6 +43,10 @@ SQL_SETTINGS = {
 }
 
 
+# Inputs below this size get a local JVM with only the JIT's quick tier (_local_settings).
+QUICK_JIT_BELOW = 16 * 1024 * 1024
+
+
 def is_local(master: str) -> bool:
     return bool(LOCAL_MASTER.match(master.strip()))
 
@@ -64,6 +68,7 @@ def build_session(
     log_level: str = "ERROR",
     settings: dict[str, str] | None = None,
     jvm_output: Callable[[str], None] | None = None,
+    input_bytes: int | None = None,
 ):
     """A SparkSession for the engine: `master` (default: the submitter's, else local[*,2]).
 
@@ -72,6 +77,8 @@ def build_session(
     running in this process is reused (its static settings stay as they were).
     `jvm_output`, when this process starts the JVM, is given each line the JVM and its
     Python workers write to stderr (the command's log prints them in its own format).
+    `input_bytes`, the size of the inputs, lets a local JVM skip its optimising compiler
+    when they are small (`QUICK_JIT_BELOW`).
     """
     try:
         from pyspark.sql import SparkSession
@@ -86,7 +93,7 @@ def build_session(
     chosen = dict(SQL_SETTINGS)
     if master is not None and is_local(master):
         require_java()
-        chosen.update(_local_settings(settings or {}))
+        chosen.update(_local_settings(settings or {}, quick=input_bytes is not None and input_bytes < QUICK_JIT_BELOW))
     if shards is not None:
         chosen["spark.sql.shuffle.partitions"] = str(shards)
     # The caller's last; a local session's Java options already hold theirs (_local_settings).
@@ -157,7 +164,7 @@ def _stderr_to(handle: Callable[[str], None]) -> Iterator[None]:
             handle(line)
 
 
-def _local_settings(settings: dict[str, str]) -> dict[str, str]:
+def _local_settings(settings: dict[str, str], quick: bool = False) -> dict[str, str]:
     """What a local session needs: this Python for workers, loopback only, a quiet driver."""
     # The JVM is started by this process and inherits its environment: binding to loopback
     # here also silences "hostname resolves to a loopback address".
@@ -165,15 +172,15 @@ def _local_settings(settings: dict[str, str]) -> dict[str, str]:
     # Without it, workers run `python3` from PATH, which may lack pyarrow and duckdb.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     log_config = resources.files("pipeline.spark").joinpath("log4j2.properties")
-    # The JIT's quick tier only: in local mode Spark's JVM mostly plans and routes small
-    # jobs (DuckDB computes in the Python workers), and the optimising tier's compiling
-    # was 40% of the CPU of a validate of sample_data/ (22.7 s against 37.6 s of CPU,
-    # 15.8 s against 20.3 s of wall, 2026-12-02). The caller's options come after, so a
-    # `-XX:TieredStopAtLevel=4` of theirs wins.
-    java_options = "-XX:TieredStopAtLevel=1"
+    # On small inputs, the JIT's quick tier only: the JVM then mostly plans small jobs, and
+    # the optimising tier's compiling was 40% of the CPU of a validate of sample_data/
+    # (22.7 s against 37.6 s, 2026-12-02). On large ones the JVM moves every row a shard
+    # gets, and needs that tier: at 1M profiles (86 MB) on 8 shards the issue stage took
+    # 52.0 s with the quick tier alone, 24.3 s with both. The caller's options come after.
+    java_options = "-XX:TieredStopAtLevel=1" if quick else ""
     if settings.get("spark.driver.extraJavaOptions"):
         java_options = f"{java_options} {settings['spark.driver.extraJavaOptions']}"
-    java_options = f"{java_options} -Dlog4j2.configurationFile=file:{log_config}"
+    java_options = f"{java_options} -Dlog4j2.configurationFile=file:{log_config}".strip()
     return {
         "spark.pyspark.python": os.environ["PYSPARK_PYTHON"],
         "spark.pyspark.driver.python": sys.executable,

@@ -23,6 +23,7 @@ def spark():
         pytest.skip("needs Java 17 (make java)")
     from pipeline.spark.session import build_session
 
-    session = build_session(MASTER, shards=SHARDS, app_name="omneo-bulk-tests", log_level="OFF")
+    # The tests' inputs are small: the JVM's quick JIT tier, as a command on them gets.
+    session = build_session(MASTER, shards=SHARDS, app_name="omneo-bulk-tests", log_level="OFF", input_bytes=0)
     yield session
     session.stop()

@@ -133,3 +133,13 @@ def test_with_partitions_apart_every_shard_runs_in_a_task_of_its_own(spark):
             else:
                 assert tasks == shards, f"{shards} shards in {tasks} tasks with {partitions} partitions"
     assert any(shared), "no shard count shared a task without the spread: the test proves nothing"
+
+
+@pytest.mark.parametrize("size, quick", [(200_000, True), (86_000_000, False)])
+def test_a_local_jvm_skips_its_optimising_compiler_only_for_small_inputs(size, quick):
+    """The quick JIT tier alone saves CPU on small inputs and doubles a large stage's time."""
+    from pipeline.spark.session import QUICK_JIT_BELOW, _local_settings
+
+    options = _local_settings({}, quick=size < QUICK_JIT_BELOW)["spark.driver.extraJavaOptions"]
+    assert ("-XX:TieredStopAtLevel=1" in options) == quick
+    assert "-Dlog4j2.configurationFile=" in options
