@@ -87,7 +87,7 @@ class Prepared:
     definitions: dict[str, dict]
     rules: list[tuple[str, str, str]]  # (audience, claim condition, priority) per campaign
     profile_context: str  # the statement that creates table profile_context, run by `run`
-    context_columns: tuple[str, ...] = ()  # the columns that statement keeps
+    context_columns: tuple[str, ...]  # the columns that statement keeps
 
 
 def prepare(context: RunContext, options: Options) -> Prepared:

@@ -22,9 +22,6 @@ from pipeline import db
 from pipeline.spark.jobs import spark_job
 from pipeline.spark.shard import FailOnce, arrow_schema, duckdb_shard, pack, unpack
 
-# The profile columns profile_context.sql reads whatever the rules read.
-CONTEXT_READS = ("id", "timezone", "tier_handle", "tags", "statuses", "birth_year", "birth_month", "birth_day",
-                 "joined_at", "profile_type")
 SALE_COLUMNS = ("external_id", "profile_id", "total", "status", "transacted_at")
 SALE_TOPS = "total decimal(38,6), profile_id string, transacted_at timestamp"
 HOLDINGS = ("profile_id", "definition_id", "external_id", "issued_at", "expires_at", "has_remaining", "pending")
@@ -73,7 +70,7 @@ def consider(context, campaigns, prepared) -> Considered:
             f"WHERE starts_with(external_id, {db.literal(prefix)})"
             for prefix in sorted({f"bulk:{c.id}:{c.cycle}:" for c in campaigns}))
         profile_types = {name: kind for name, kind, *_ in db.rows(con, "DESCRIBE profiles")}
-        wanted = set(CONTEXT_READS) | set(prepared.context_columns)
+        wanted = _context_reads() | set(prepared.context_columns)
         shipped = [name for name in profile_types if name in wanted]
         frames = {"profiles": job.validated("profiles", shipped),
                   "holdings": job.from_driver("holdings", f"SELECT {', '.join(HOLDINGS)} FROM holdings"),
@@ -104,6 +101,16 @@ def consider(context, campaigns, prepared) -> Considered:
         )
         job.to_driver(pack(frames, keys, job.shards).groupBy("shard").applyInArrow(task, schema), "shard_reasons")
     return Considered(context.con)
+
+
+def _context_reads() -> set[str]:
+    """The profile columns profile_context.sql names itself (through its aliases `l` and `p`),
+    whatever the rules read: read from the statement, so a column it comes to use is shipped."""
+    import sqlglot
+    from sqlglot import exp
+
+    statement = sqlglot.parse_one(db.sql_text("profile_context"), read="duckdb")
+    return {column.name for column in statement.find_all(exp.Column) if column.table in ("l", "p")}
 
 
 def _shard_task(plan, profile_context, params, profile_types, shipped, definitions, schema, memory_limit, fail_once):

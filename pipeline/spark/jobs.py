@@ -2,7 +2,8 @@
 to Spark and back as Parquet, and a task's faults raised as the default engine raises them.
 
 The driver's DuckDB and Spark exchange whole Parquet files under the run folder's scratch
-(`.tmp/spark-<pid>/`), never rows through Python: a task still running for a killed command
+(`.tmp/spark-<pid>/`), not rows collected in Python (only small tables, such as the benefit
+definitions, travel inside a task's function): a task still running for a killed command
 writes only there, and the rerun's process has a folder of its own.
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from pipeline import db
 from pipeline.errors import SparkError, first_line
-from pipeline.spark.shard import jvm_stopped, partitions_apart, task_error
+from pipeline.spark.shard import jvm_stopped, partitions_apart, spark_type, task_error
 
 
 class Job:
@@ -40,12 +41,22 @@ class Job:
         return self.spark.read.parquet(str(path))
 
     def validated(self, name: str, columns):
-        """A DataFrame of a dataset's accepted rows (its file or parts in the run folder)."""
+        """A DataFrame of some columns of a dataset's accepted rows (its file or parts in the
+        run folder), read with the driver's types: a user's extra columns, whatever their
+        types, are never read. A column Spark has no type for (`spark_type`) comes through
+        the driver as text instead, which the shards cast back."""
         from pipeline.runfolder import validated_paths
 
         context = self.context
-        paths = [str(context.out_dir / p) for p in validated_paths(context.outputs, name)]
-        return self.spark.read.parquet(*paths).select(*[f"`{c}`" for c in columns])
+        kinds = {column: kind for column, kind, *_ in db.rows(self.con, f"DESCRIBE {name}") if column in set(columns)}
+        wanted = [column for column in kinds]  # the dataset's order
+        if all(spark_type(kinds[column]) for column in wanted):
+            schema = ", ".join(f"`{column}` {spark_type(kinds[column])}" for column in wanted)
+            paths = [str(context.out_dir / p) for p in validated_paths(context.outputs, name)]
+            return self.spark.read.schema(schema).parquet(*paths)
+        select = ", ".join(db.quote(c) if spark_type(kinds[c]) else f"CAST({db.quote(c)} AS VARCHAR) AS {db.quote(c)}"
+                           for c in wanted)
+        return self.from_driver(name, f"SELECT {select} FROM {name}")
 
     def to_driver(self, frame, table: str) -> None:
         """Run `frame` and keep its rows as table `table` of the driver's DuckDB."""

@@ -31,6 +31,25 @@ DATASET = "dataset"
 FAIL_ONCE_VARIABLE = "OMNEO_BULK_TEST_FAIL_ONCE"
 
 
+# DuckDB's types that Spark reads from DuckDB's Parquet as the same values.
+SPARK_TYPES = {"VARCHAR": "string", "BIGINT": "bigint", "INTEGER": "int", "DOUBLE": "double", "DATE": "date",
+               "TIMESTAMP WITH TIME ZONE": "timestamp", "TIMESTAMP": "timestamp_ntz", "BOOLEAN": "boolean",
+               "JSON": "string"}
+
+
+def spark_type(kind: str) -> str | None:
+    """The Spark type that reads a DuckDB column of type `kind` from Parquet unchanged, or None
+    (nanosecond timestamps, UUID, INTERVAL, unsigned integers, structs: Spark has no such type
+    or refuses the Parquet it is written as)."""
+    if kind in SPARK_TYPES:
+        return SPARK_TYPES[kind]
+    if kind.endswith("[]"):
+        inner = spark_type(kind[:-2])
+        return f"array<{inner}>" if inner else None
+    decimal = re.fullmatch(r"DECIMAL\((\d+),\s*(\d+)\)", kind)
+    return f"decimal({decimal[1]},{decimal[2]})" if decimal else None
+
+
 def shard_of(column: str, shards: int) -> str:
     """Spark SQL for a row's shard: `pmod(hash(column), shards)`.
 
@@ -97,8 +116,8 @@ class FailOnce:
     @classmethod
     def from_environment(cls, stage: str) -> FailOnce | None:
         """The hook a test sets for a stage of a command: `OMNEO_BULK_TEST_FAIL_ONCE=<n>:<marker>`
-        (the validate stage's task n), `issue/<n>:<marker>` (the issue stage's shard n), either
-        with `:kill` after. Unset (always, outside the tests), or for another stage, None."""
+        (the validate stage's task n), `issue/<n>:<marker>` or `reconcile/<n>:<marker>` (that
+        stage's shard n), any of them with `:kill` after. Unset (always, outside the tests), or for another stage, None."""
         wanted = os.environ.get(FAIL_ONCE_VARIABLE)
         if not wanted:
             return None

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from pipeline.errors import ConfigError, SparkError, first_line
 from pipeline.readers import SourceFile, discover
-from pipeline.spark.shard import FailOnce, jvm_stopped, task_error
+from pipeline.spark.shard import FailOnce, jvm_stopped, spark_type, task_error
 from schemas import DATASETS
 
 GLOB = re.compile(r"[\[\]*?{}:]")
@@ -41,9 +41,6 @@ def refuse_glob(path: Path, named: str | None = None) -> None:
     Hadoop's paths refuse a colon. `named` is how the message names it (`--out X`)."""
     if GLOB.search(str(path.absolute())):
         raise ConfigError(f"{named or path}: the Spark engine needs a path without any of [ ] * ? {{ }} :")
-# The DuckDB types of key and reference columns, as Spark reads them from DuckDB's Parquet.
-SPARK_TYPES = {"VARCHAR": "string", "BIGINT": "bigint", "INTEGER": "int", "DOUBLE": "double", "DATE": "date",
-               "TIMESTAMP WITH TIME ZONE": "timestamp", "BOOLEAN": "boolean"}
 REJECT_SCHEMA = ("dataset string, source_file string, source_row long, `column` string, `check` string, "
                  "value string, reason string, detail string")
 
@@ -185,7 +182,7 @@ def _empty_tables(scratch: Path, naive_timezone: str) -> dict[str, str]:
     try:
         for name, dataset in DATASETS.items():
             typed, rejects = validate.type_rows(con, Loader(con), dataset, [], naive_timezone)
-            kinds[name] = ", ".join(f"`{column}` {SPARK_TYPES[kind]}" for column, kind, *_ in db.rows(con, f"DESCRIBE {typed}")
+            kinds[name] = ", ".join(f"`{column}` {spark_type(kind)}" for column, kind, *_ in db.rows(con, f"DESCRIBE {typed}")
                                     if column in read[name])
             _write(con, f"SELECT * EXCLUDE (_cast_errors) FROM {typed}", scratch / "typed" / name / "empty.parquet")
             _write(con, f"SELECT * FROM {rejects}", scratch / "rows" / name / "empty.parquet")

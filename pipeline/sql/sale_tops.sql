@@ -1,4 +1,4 @@
--- One row per completed POS sale up to $as_of, with the profile its spend goes to: a benefit
+-- One row per completed POS sale up to the run's clock, with the profile its spend goes to: a benefit
 -- usage row of the same sale is not spend. Reads `context_sales` (the POS rows in scope).
 -- The sale counts once, with its largest row's total and profile (ties by profile id, so
 -- the pick is stable): the max of (has total, total, profile, time) is that row, found by a

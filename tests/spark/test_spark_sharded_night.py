@@ -13,12 +13,13 @@ worker once (issue, reconcile): Spark retries it.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from spark.test_spark_engine import omneo, stage_records
+from spark.test_spark_engine import REPO, omneo, stage_records
 from test_issuance import DEFINITION_HEADER, definition, profile, write_rows
 
 pytestmark = pytest.mark.spark
@@ -178,3 +179,36 @@ def test_a_night_on_1_3_and_8_shards_writes_the_default_engines_plan_payloads_an
         assert written(out) == written(default), f"{shards} shards"
         assert stage_records(out) == stage_records(default), f"{shards} shards"
         assert marker.exists() == (shards in lost), f"{shards} shards: no shard was lost, the retry was not tested"
+
+
+def test_an_export_with_columns_spark_has_no_type_for_issues_as_on_the_default_engine(tmp_path):
+    """A Parquet export's extra columns keep their types: nanosecond timestamps, UUIDs and
+    unsigned integers, which Spark cannot read (or reads as other values). A rule reads the
+    unsigned one."""
+    from pipeline import db
+
+    export = tmp_path / "export"
+    shutil.copytree(REPO / "sample_data", export)
+    checked = omneo("validate", "--input", str(export), "--out", str(tmp_path / "checked"), "-q")
+    assert checked.returncode == 0, checked.stderr
+    (export / "profiles.csv").unlink()
+    con = db.connect(threads=1)
+    con.execute(f"""COPY (SELECT * EXCLUDE (source_file, source_row),
+                             TIMESTAMP_NS '2026-01-01 00:00:00.123456789' AS seen_at,
+                             (row_number() OVER (ORDER BY id))::UBIGINT AS visits, uuid() AS token
+                      FROM read_parquet({db.literal(str(tmp_path / 'checked' / 'validated' / 'profiles.parquet'))}))
+                    TO {db.literal(str(export / 'profiles.parquet'))} (FORMAT parquet)""")
+    con.close()
+    with (export / "campaigns.toml").open("a", encoding="utf-8") as handle:
+        handle.write('\n[[campaigns]]\nid = "frequent"\ndefinition = "first-spend"\n'
+                     'audience = \'{">": [{"var": "visits"}, 100]}\'\ncycle = "visits"\n')
+    runs = {}
+    for name, extra in (("default", ()), ("spark", ("--engine", "spark", "--spark-master", MASTER, "--shards", "3"))):
+        runs[name] = tmp_path / name
+        result = omneo("issue", "--input", str(export), "--campaigns", str(export / "campaigns.toml"),
+                       "--out", str(runs[name]), "--state", str(tmp_path / f"{name}-state"), "--as-of", AS_OF,
+                       "--max-reject-ratio", "1", "-q", *extra)
+        assert result.returncode == 0, result.stderr
+    assert written(runs["spark"]) == written(runs["default"])
+    frequent = [c for c in stage_records(runs["default"])[1]["campaigns"] if c["campaign_id"] == "frequent"]
+    assert frequent[0]["considered"] > 0
