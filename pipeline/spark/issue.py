@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from pipeline import db
 from pipeline.spark.jobs import spark_job
-from pipeline.spark.shard import FailOnce, arrow_schema, duckdb_shard, pack, unpack
+from pipeline.spark.shard import FailOnce, arrow_schema, duckdb_shard, unpack
 
 SALE_COLUMNS = ("external_id", "profile_id", "total", "status", "transacted_at")
 SALE_TOPS = "total decimal(38,6), profile_id string, transacted_at timestamp"
@@ -78,11 +78,11 @@ def consider(context, campaigns, prepared) -> Considered:
         keys = {"profiles": "id", "holdings": "profile_id", "bulk": "profile_id", "sales": "profile_id"}
         sale_tops = T._parse_datatype_string(SALE_TOPS)
         if any(name.startswith("aggregations.") for name in prepared.context_columns):
-            sales = pack({"context_sales": job.validated("transactions", SALE_COLUMNS)},
-                         {"context_sales": "external_id"}, job.shards)
-            frames["sales"] = sales.groupBy("shard").applyInArrow(
-                duckdb_shard(issuance.sale_tops(context.as_of), sale_tops, ["context_sales"],
-                             memory_limit=context.memory_limit), sale_tops)
+            sales = job.pack({"context_sales": job.validated("transactions", SALE_COLUMNS)},
+                             {"context_sales": "external_id"})
+            frames["sales"] = job.on_shards(sales, duckdb_shard(
+                issuance.sale_tops(context.as_of), sale_tops, ["context_sales"], memory_limit=context.memory_limit),
+                sale_tops)
         else:
             # No rule reads spend: no sale is read (the default engine leaves them out too).
             frames["sales"] = job.spark.createDataFrame([], sale_tops)
@@ -99,7 +99,7 @@ def consider(context, campaigns, prepared) -> Considered:
             memory_limit=context.memory_limit,
             fail_once=FailOnce.from_environment("issue"),
         )
-        job.to_driver(pack(frames, keys, job.shards).groupBy("shard").applyInArrow(task, schema), "shard_reasons")
+        job.to_driver(job.on_shards(job.pack(frames, keys), task, schema), "shard_reasons")
     return Considered(context.con)
 
 
@@ -114,7 +114,7 @@ def _context_reads() -> set[str]:
 
 
 def _shard_task(plan, profile_context, params, profile_types, shipped, definitions, schema, memory_limit, fail_once):
-    """A function for `applyInArrow`: one shard's profile context and every campaign's
+    """A function for `Job.on_shards`: one shard's profile context and every campaign's
     `reasons`, on a DuckDB of the task."""
 
     def run(key, table):

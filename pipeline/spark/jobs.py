@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pipeline import db
 from pipeline.errors import SparkError, first_line
-from pipeline.spark.shard import jvm_stopped, partitions_apart, spark_type, task_error
+from pipeline.spark.shard import SHARD, jvm_stopped, labelled, pack, shard_labels, spark_type, task_error
 
 
 class Job:
@@ -31,6 +31,15 @@ class Job:
         # --shards, else one shard per core Spark has (two at least: a shard boundary is
         # what the engine is about).
         self.shards = context.shards or max(2, self.spark.sparkContext.defaultParallelism)
+        self.labels = shard_labels(self.spark, self.shards)
+
+    def pack(self, frames: dict, keys: dict):
+        """`frames` packed by shard (`shard.pack`), each shard in a partition of its own."""
+        return pack(frames, keys, self.shards, self.labels)
+
+    def on_shards(self, packed, function, schema):
+        """`function(key, table)` over each shard of a `pack` that holds rows, `key` its number."""
+        return packed.groupBy(SHARD).applyInArrow(labelled(function, self.labels), schema)
 
     def from_driver(self, name: str, select: str):
         """A DataFrame of a SELECT on the driver's DuckDB, through a Parquet file of scratch."""
@@ -78,9 +87,9 @@ def spark_job(context, stage: str) -> Iterator[Job]:
     try:
         job = Job(context, own)
         conf = job.spark.conf
-        # Every shard a task of its own, run side by side: enough partitions that no two
-        # shards share one, and none merged by adaptive execution (they are small to it).
-        wanted = {"spark.sql.shuffle.partitions": str(partitions_apart(job.spark, job.shards)),
+        # Every shard a task of its own, run side by side: a partition per shard (the labels
+        # see to it), none merged by adaptive execution (they are small to it).
+        wanted = {"spark.sql.shuffle.partitions": str(job.shards),
                   "spark.sql.adaptive.coalescePartitions.enabled": "false"}
         for key, value in wanted.items():
             settings[key] = conf.get(key)

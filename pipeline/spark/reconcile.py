@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pipeline import db
 from pipeline.spark.jobs import spark_job
-from pipeline.spark.shard import FailOnce, arrow_schema, pack, unpack
+from pipeline.spark.shard import FailOnce, arrow_schema, unpack
 
 USAGES = ("usage_source_file", "usage_source_row", "transacted_at", "benefit_id", "direct_redemption_id",
           "direct_item_position")
@@ -36,12 +36,12 @@ def match(context, window: dict) -> None:
         schema = T._parse_datatype_string(PAIRS)
         task = _shard_task(types, window, arrow_schema(schema), context.memory_limit,
                            FailOnce.from_environment("reconcile"))
-        paired = pack(frames, {"recon_usages": "benefit_id", "recon_items": "benefit_id"}, job.shards)
-        job.to_driver(paired.groupBy("shard").applyInArrow(task, schema), "recon_pairs")
+        paired = job.pack(frames, {"recon_usages": "benefit_id", "recon_items": "benefit_id"})
+        job.to_driver(job.on_shards(paired, task, schema), "recon_pairs")
 
 
 def _shard_task(types: dict, window: dict, schema, memory_limit, fail_once):
-    """A function for `applyInArrow`: one shard's pairs, by the default engine's rounds."""
+    """A function for `Job.on_shards`: one shard's pairs, by the default engine's rounds."""
 
     def run(key, table):
         from pipeline import reconcile

@@ -97,42 +97,44 @@ def test_parquet_that_spark_writes_reads_back_in_duckdb_with_the_default_engines
                      "issued_at_utc": "TIMESTAMP WITH TIME ZONE"}
 
 
-def test_with_partitions_apart_every_shard_runs_in_a_task_of_its_own(spark):
+def test_shards_packed_with_their_labels_run_each_in_a_task_of_its_own(spark):
     """groupBy("shard") hashes the shard numbers again: with as many partitions as shards,
-    two shards can share a task and run one after the other."""
+    two shards can share a task and run one after the other. Packed with `shard_labels`,
+    shard k is partition k, and the function is still given k."""
     from pyspark.sql import functions as F
 
-    from pipeline.spark.shard import partitions_apart
+    from pipeline.spark.shard import labelled, shard_labels
 
     def where(key, table):
         import pyarrow as pa
         from pyspark import TaskContext
 
         return pa.table({"shard": pa.array([key[0].as_py()], pa.int32()),
-                         "task": pa.array([TaskContext.get().partitionId()], pa.int32())})
+                         "task": pa.array([TaskContext.get().partitionId()], pa.int32()),
+                         "rows": pa.array([table.num_rows], pa.int64())})
 
     shared = []
     for shards in (2, 3, 8):
-        rows = spark.range(200).select(F.col("id").cast("string").alias("id"))
-        packed = pack({"profiles": rows}, {"profiles": "id"}, shards)
-        for partitions in (shards, partitions_apart(spark, shards)):
-            settings = {"spark.sql.shuffle.partitions": str(partitions),
-                        "spark.sql.adaptive.coalescePartitions.enabled": "false"}
-            before = {key: spark.conf.get(key) for key in settings}
-            for key, value in settings.items():
+        rows = spark.range(400).select(F.col("id").cast("string").alias("id"))
+        expected = {r.s: r.n for r in rows.groupBy(F.expr(f"pmod(hash(id), {shards})").alias("s"))
+                    .agg(F.count("*").alias("n")).collect()}
+        settings = {"spark.sql.shuffle.partitions": str(shards), "spark.sql.adaptive.coalescePartitions.enabled": "false"}
+        before = {key: spark.conf.get(key) for key in settings}
+        for key, value in settings.items():
+            spark.conf.set(key, value)
+        try:
+            plain = pack({"profiles": rows}, {"profiles": "id"}, shards)
+            found = plain.groupBy("shard").applyInArrow(where, "shard int, task int, rows long").collect()
+            shared.append(len({r.task for r in found}) < shards)
+            labels = shard_labels(spark, shards)
+            packed = pack({"profiles": rows}, {"profiles": "id"}, shards, labels)
+            found = packed.groupBy("shard").applyInArrow(labelled(where, labels), "shard int, task int, rows long").collect()
+        finally:
+            for key, value in before.items():
                 spark.conf.set(key, value)
-            try:
-                found = packed.groupBy("shard").applyInArrow(where, "shard int, task int").collect()
-            finally:
-                for key, value in before.items():
-                    spark.conf.set(key, value)
-            assert sorted(r.shard for r in found) == list(range(shards))
-            tasks = len({r.task for r in found})
-            if partitions == shards:
-                shared.append(tasks < shards)
-            else:
-                assert tasks == shards, f"{shards} shards in {tasks} tasks with {partitions} partitions"
-    assert any(shared), "no shard count shared a task without the spread: the test proves nothing"
+        assert {r.shard: r.rows for r in found} == expected  # the shard numbers, each with its rows
+        assert {r.shard: r.task for r in found} == {k: k for k in expected}, f"{shards} shards"
+    assert any(shared), "no shard count shared a task unlabelled: the test proves nothing"
 
 
 @pytest.mark.parametrize("size, quick", [(200_000, True), (86_000_000, False)])
