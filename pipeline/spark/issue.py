@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from pipeline import db
 from pipeline.spark.jobs import spark_job
-from pipeline.spark.shard import FailOnce, arrow_schema, duckdb_shard, unpack
+from pipeline.spark.shard import FailOnce, arrow_schema, conformed, duckdb_shard, unpack
 
 SALE_COLUMNS = ("external_id", "profile_id", "total", "status", "transacted_at")
 SALE_TOPS = "total decimal(38,6), profile_id string, transacted_at timestamp"
@@ -131,10 +131,8 @@ def _shard_task(plan, profile_context, params, profile_types, shipped, definitio
                 con.register(f"shard_{name}", rows)
             # Every profile column, with the default engine's types: the ones Spark carried
             # cast back, the others null (no rule reads them).
-            columns = ", ".join(
-                f"CAST({db.quote(name) if name in shipped else 'NULL'} AS {kind}) AS {db.quote(name)}"
-                for name, kind in profile_types.items())
-            con.execute(f"CREATE TEMP VIEW context_profiles AS SELECT {columns} FROM shard_profiles")
+            con.execute(f"CREATE TEMP VIEW context_profiles AS SELECT {conformed(profile_types, shipped)} "
+                        "FROM shard_profiles")
             con.execute("CREATE TEMP VIEW context_sale_tops AS SELECT * FROM shard_sales")
             con.execute(profile_context, params)
             con.execute("CREATE TABLE holdings AS SELECT * FROM shard_holdings")

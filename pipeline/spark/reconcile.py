@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pipeline import db
 from pipeline.spark.jobs import spark_job
-from pipeline.spark.shard import FailOnce, arrow_schema, unpack
+from pipeline.spark.shard import FailOnce, arrow_schema, conformed, unpack
 
 USAGES = ("usage_source_file", "usage_source_row", "transacted_at", "benefit_id", "direct_redemption_id",
           "direct_item_position")
@@ -53,8 +53,7 @@ def _shard_task(types: dict, window: dict, schema, memory_limit, fail_once):
             for name, rows in unpack(table, tuple(types)).items():
                 con.register(f"shard_{name}", rows)
                 # The driver's types, which Spark's may not be (an INTEGER position comes back BIGINT).
-                columns = ", ".join(f"CAST({db.quote(c)} AS {kind}) AS {db.quote(c)}" for c, kind in types[name].items())
-                con.execute(f"CREATE TABLE {name} AS SELECT {columns} FROM shard_{name}")
+                con.execute(f"CREATE TABLE {name} AS SELECT {conformed(types[name], types[name])} FROM shard_{name}")
             reconcile.pair(con, window)
             return con.sql("SELECT * FROM recon_pairs").to_arrow_table().cast(schema)
         finally:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -48,6 +48,16 @@ def spark_type(kind: str) -> str | None:
         return f"array<{inner}>" if inner else None
     decimal = re.fullmatch(r"DECIMAL\((\d+),\s*(\d+)\)", kind)
     return f"decimal({decimal[1]},{decimal[2]})" if decimal else None
+
+
+def conformed(kinds: Mapping[str, str], present: Collection[str]) -> str:
+    """A SELECT list giving exactly the columns of `kinds` (name -> DuckDB type), in its order:
+    each one in `present` cast to its type (what Spark or a file carried may be another),
+    the others null of that type."""
+    from pipeline import db
+
+    return ", ".join(f"CAST({db.quote(c) if c in present else 'NULL'} AS {kind}) AS {db.quote(c)}"
+                     for c, kind in kinds.items())
 
 
 def shard_of(column: str, shards: int) -> str:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from pipeline.errors import ConfigError, SparkError, first_line
 from pipeline.readers import SourceFile, discover
-from pipeline.spark.shard import FailOnce, jvm_stopped, spark_type, task_error
+from pipeline.spark.shard import FailOnce, conformed, jvm_stopped, spark_type, task_error
 from schemas import DATASETS
 
 GLOB = re.compile(r"[\[\]*?{}:]")
@@ -302,7 +302,7 @@ def _conformed(con, source: str, columns: list[tuple[str, str]]) -> str:
     from pipeline import db
 
     present = {row[0] for row in db.rows(con, f"DESCRIBE SELECT * FROM {source}")}
-    return ", ".join(f"CAST({db.quote(c) if c in present else 'NULL'} AS {kind}) AS {db.quote(c)}" for c, kind in columns)
+    return conformed(dict(columns), present)
 
 
 def _write_accepted(part: Iterable[dict], scratch: Path, out_dir: Path,
