@@ -76,25 +76,16 @@ class Job:
 
 
 @contextmanager
-def spark_job(context, stage: str) -> Iterator[Job]:
-    """A `Job` for `stage`; its scratch goes with it, and its faults read as the default engine's."""
+def scratch(context, stage: str) -> Iterator[Path]:
+    """This process's own folder for `stage`'s Spark work, under the run folder's scratch, gone
+    when the work ends; a fault inside reads as the default engine's."""
     from pipeline.runfolder import SCRATCH
 
     own = context.out_dir / SCRATCH / f"spark-{os.getpid()}"
     shutil.rmtree(own, ignore_errors=True)
     own.mkdir(parents=True)
-    settings = {}
     try:
-        job = Job(context, own)
-        conf = job.spark.conf
-        # Every shard a task of its own, run side by side: a partition per shard (the labels
-        # see to it), none merged by adaptive execution (they are small to it).
-        wanted = {"spark.sql.shuffle.partitions": str(job.shards),
-                  "spark.sql.adaptive.coalescePartitions.enabled": "false"}
-        for key, value in wanted.items():
-            settings[key] = conf.get(key)
-            conf.set(key, value)
-        yield job
+        yield own
     except Exception as error:
         if jvm_stopped(error):
             raise SparkError(f"Spark's JVM stopped during the {stage} stage (killed, or out of memory?): "
@@ -102,8 +93,28 @@ def spark_job(context, stage: str) -> Iterator[Job]:
         raise task_error(error) from None
     finally:
         shutil.rmtree(own, ignore_errors=True)
-        for key, value in settings.items():
-            try:
-                job.spark.conf.set(key, value)
-            except Exception:  # noqa: BLE001 - the JVM is gone: the error above says so
-                break
+
+
+@contextmanager
+def spark_job(context, stage: str) -> Iterator[Job]:
+    """A `Job` for `stage`, in its `scratch`, with the session's settings for sharded work
+    while it runs."""
+    with scratch(context, stage) as own:
+        job = Job(context, own)
+        conf = job.spark.conf
+        # Every shard a task of its own, run side by side: a partition per shard (the labels
+        # see to it), none merged by adaptive execution (they are small to it).
+        wanted = {"spark.sql.shuffle.partitions": str(job.shards),
+                  "spark.sql.adaptive.coalescePartitions.enabled": "false"}
+        settings = {}
+        try:
+            for key, value in wanted.items():
+                settings[key] = conf.get(key)
+                conf.set(key, value)
+            yield job
+        finally:
+            for key, value in settings.items():
+                try:
+                    conf.set(key, value)
+                except Exception:  # noqa: BLE001 - the JVM is gone: the error raised says so
+                    break

@@ -28,9 +28,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import ConfigError, SparkError, first_line
+from pipeline.errors import ConfigError
 from pipeline.readers import SourceFile, discover
-from pipeline.spark.shard import FailOnce, conformed, jvm_stopped, spark_type, task_error
+from pipeline.spark.shard import FailOnce, conformed, spark_type, task_error
 from schemas import DATASETS
 
 GLOB = re.compile(r"[\[\]*?{}:]")
@@ -105,7 +105,8 @@ def check(context, required: dict[str, tuple[str, ...]] | None = None):
     commits it as the default engine's outputs are."""
     from pipeline import validate as on_duckdb
     from pipeline.readers import require
-    from pipeline.runfolder import SCRATCH, validated_paths
+    from pipeline.runfolder import validated_paths
+    from pipeline.spark.jobs import scratch
 
     started = time.perf_counter()
     sources = {name: discover(context.input_dir, name) for name in DATASETS}
@@ -113,26 +114,19 @@ def check(context, required: dict[str, tuple[str, ...]] | None = None):
         require(sources, list(datasets), stage)
     # Everything Spark writes goes under a folder of this process's own, then is staged by
     # the driver: a task still running for a killed command cannot write into the rerun's.
-    own = context.out_dir / SCRATCH / f"spark-{os.getpid()}"
-    with context.progress.stage("validate on Spark", 1) as step:
-        step("every input file, then the whole datasets")
-        try:
+    with scratch(context, "validate") as own:
+        with context.progress.stage("validate on Spark", 1) as step:
+            step("every input file, then the whole datasets")
             done = validate(context.spark, context.input_dir, own / "out", context.naive_timezone,
                             scratch=own / "scratch", sources=sources, memory_limit=context.memory_limit,
                             fail_once=FailOnce.from_environment("validate"))
-        except Exception as error:
-            if jvm_stopped(error):
-                raise SparkError(f"Spark's JVM stopped during the validate stage (killed, or out of memory?): "
-                                 f"{first_line(error)}") from None
-            raise
+        for relative, rows in done.outputs.items():
+            os.replace(own / "out" / relative, context.staged_path(relative))
+            context.stage_output(relative, rows)
     result = on_duckdb.ValidateResult()
     for f in done.files:
         result.files.append(on_duckdb.FileCounts(f["dataset"], f["display"], f["sha256"], f["rows_read"],
                                                f["accepted"], f["rejected"]))
-    for relative, rows in done.outputs.items():
-        os.replace(own / "out" / relative, context.staged_path(relative))
-        context.stage_output(relative, rows)
-    shutil.rmtree(own, ignore_errors=True)
     for name in DATASETS:
         parts = validated_paths(done.outputs, name)
         result.staged[name] = sum(done.outputs[part] for part in parts)
